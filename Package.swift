@@ -1,0 +1,37 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Certify",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "certify", targets: ["CertifyCLI"]),
+        .library(name: "Certification", targets: ["Certification"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics.git", from: "1.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "Ops", dependencies: ["Tensor", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "Certification", dependencies: ["HDF5", "Tensor", "Ops", "Yams"]),
+        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor"]),
+        .executableTarget(name: "CertifyCLI", dependencies: [
+            "CertifyMethods", "Certification", "HDF5", "Tensor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "CertificationTests", dependencies: ["Certification", "CertifyMethods", "HDF5", "Tensor", "Ops",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "OpsTests", dependencies: ["Ops", "Tensor", "Certification", "CertifyMethods",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "CLITests", dependencies: ["HDF5", "Certification"]),
+    ]
+)

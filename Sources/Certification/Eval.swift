@@ -1,0 +1,52 @@
+// `certify eval`: run the reference implementation on a user's inputs laid out like a golden case
+// (/<case>/inputs, /<case>/params, /<case>/cotangents) and write /<case>/outputs and /<case>/grads.
+// The output is written to a temporary name and renamed, so a failure never leaves a partial file.
+
+import Foundation
+import HDF5
+import Tensor
+
+public enum Evaluator {
+    /// Evaluates every case in `input`; returns the case names written.
+    @discardableResult
+    public static func run(protocol p: CertProtocol, input: String, output: String) throws -> [String] {
+        let method = try Registry.shared.method(p.id)
+        let inFile = try File.open(input)
+        let names = try caseNames(in: inFile)
+        guard !names.isEmpty else {
+            throw InputError(file: input, object: "/", "no case groups; expected /<case>/inputs/... as `certify show \(p.id)` lists")
+        }
+        var results: [(String, [String: Tensor], [String: Tensor])] = []
+        for name in names {
+            guard inFile.root.isGroup("\(name)/inputs") || inFile.root.isGroup("\(name)/params") else {
+                throw InputError(file: input, object: "/\(name)", "has no inputs/ or params/ group (wrong layout)")
+            }
+            let data = try CaseData.read(file: inFile, name: name, sections: ["inputs", "params", "cotangents"])
+            try data.requirePresent(p.inputs.filter { !($0.optional ?? false) }, section: "inputs")
+            let r = try method.evaluate(data, wrt: p.grads)
+            results.append((name, r.outputs, r.grads))
+        }
+        let dir = (output as NSString).deletingLastPathComponent
+        let tmp = (dir.isEmpty ? "." : dir) + "/.\((output as NSString).lastPathComponent).\(getpid()).tmp"
+        do {
+            let f = try File.create(tmp)
+            try f.attributes.write("protocol", .string(p.id))
+            try f.attributes.write("generator", .string("certify eval (Swift reference implementation)"))
+            try f.attributes.write("source", .string(input))
+            for (name, outs, grads) in results {
+                for (k, t) in outs { try f.root.write("\(name)/outputs/\(k)", .float64(t.data), shape: t.shape) }
+                for (k, t) in grads { try f.root.write("\(name)/grads/\(k)", .float64(t.data), shape: t.shape) }
+            }
+            try f.flush()
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        if FileManager.default.fileExists(atPath: output) { try? FileManager.default.removeItem(atPath: output) }
+        do { try FileManager.default.moveItem(atPath: tmp, toPath: output) } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw InputError(file: output, object: "", "cannot write output: \(error.localizedDescription)")
+        }
+        return names
+    }
+}

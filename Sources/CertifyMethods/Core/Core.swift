@@ -1,0 +1,5 @@
+// The certified op library's protocol entries (protocols/core/*.yaml).
+
+import Certification
+
+let coreMethods: [Method] = [matmulMethod, softmaxMethod]

@@ -1,0 +1,14 @@
+// Registers every certified method with `Registry.shared`. One entry per protocol id; each
+// paper's folder holds one file per method.
+
+import Certification
+
+/// All methods, grouped by paper.
+public let allMethods: [Method] = coreMethods
+
+private let registered: Void = {
+    for m in allMethods { Registry.shared.register(m) }
+}()
+
+/// Registers every method once (idempotent, thread-safe through Swift's lazy globals).
+public func registerAll() { _ = registered }

@@ -1,0 +1,89 @@
+// A small reverse-mode tape. Each certified op computes its forward value and records a
+// vector–Jacobian product (VJP) closure; `gradients(of:wrt:)` runs them in reverse order.
+//
+//   let tape = Tape()
+//   let x = tape.leaf(xTensor), w = tape.leaf(wTensor)
+//   let y = try softmax(matmul(x, w), axis: -1)
+//   let (gx, gw) = try tape.gradients(of: [(y, cotangent)], wrt: [x, w])
+
+import Tensor
+
+/// The reverse-mode tape. Not thread-safe: use one tape per computation.
+public final class Tape: @unchecked Sendable {
+    struct Node {
+        let parents: [Int]
+        let backward: ((Tensor) throws -> [Tensor?])?
+        let shape: [Int]
+    }
+    private(set) var nodes: [Node] = []
+
+    public init() {}
+
+    /// A leaf variable (an input or parameter).
+    public func leaf(_ value: Tensor) -> Var {
+        nodes.append(Node(parents: [], backward: nil, shape: value.shape))
+        return Var(id: nodes.count - 1, tape: self, value: value)
+    }
+
+    /// A constant: a leaf whose gradient is never requested.
+    public func constant(_ value: Tensor) -> Var { leaf(value) }
+
+    /// Records an op's result. `backward` maps the cotangent of the result to one cotangent per
+    /// parent (nil where a parent receives none).
+    public func record(_ value: Tensor, parents: [Var], backward: @escaping (Tensor) throws -> [Tensor?]) -> Var {
+        for p in parents { precondition(p.tape === self, "Var from another tape") }
+        nodes.append(Node(parents: parents.map(\.id), backward: backward, shape: value.shape))
+        return Var(id: nodes.count - 1, tape: self, value: value)
+    }
+
+    /// Gradients of Σₖ ⟨outputₖ, cotangentₖ⟩ with respect to each of `wrt` (zeros where unreachable).
+    public func gradients(of outputs: [(Var, Tensor)], wrt: [Var]) throws -> [Tensor] {
+        var grads: [Int: Tensor] = [:]
+        for (v, c) in outputs {
+            guard c.shape == v.value.shape else {
+                throw ShapeError("gradients", "cotangent shape \(c.shape) does not match output shape \(v.value.shape)")
+            }
+            grads[v.id] = try grads[v.id].map { try $0 + c } ?? c
+        }
+        let low = wrt.map(\.id).min() ?? 0
+        guard let top = grads.keys.max() else { return wrt.map { Tensor(zeros: $0.value.shape) } }
+        var i = top
+        while i >= low {
+            defer { i -= 1 }
+            guard let g = grads[i], let bw = nodes[i].backward else { continue }
+            let parentGrads = try bw(g)
+            for (p, pg) in zip(nodes[i].parents, parentGrads) {
+                guard let pg else { continue }
+                guard pg.shape == nodes[p].shape else {
+                    throw ShapeError("backward", "gradient of shape \(pg.shape) for a value of shape \(nodes[p].shape)")
+                }
+                if let existing = grads[p] { grads[p] = try existing + pg } else { grads[p] = pg }
+            }
+            if !wrt.contains(where: { $0.id == i }) { grads[i] = nil }
+        }
+        return wrt.map { grads[$0.id] ?? Tensor(zeros: $0.value.shape) }
+    }
+
+    /// Convenience: gradient of a scalar output.
+    public func gradients(of output: Var, wrt: [Var]) throws -> [Tensor] {
+        try gradients(of: [(output, Tensor(ones: output.value.shape))], wrt: wrt)
+    }
+}
+
+/// A value on a tape.
+public struct Var: @unchecked Sendable {
+    public let id: Int
+    public unowned let tape: Tape
+    public let value: Tensor
+    public var shape: [Int] { value.shape }
+}
+
+/// Checks that all vars share a tape; returns it.
+@inline(__always)
+func sameTape(_ op: String, _ vs: Var...) throws -> Tape {
+    let t = vs[0].tape
+    for v in vs.dropFirst() where v.tape !== t {
+        throw ShapeError(op, "operands come from different tapes")
+    }
+    return t
+}
