@@ -55,13 +55,14 @@ public struct CertifyOptions: Sendable {
 
 public enum Certifier {
     /// Certifies one protocol. Never throws: every problem becomes a failed check with a message.
+    /// `implementation` replaces the registered method (used to show that broken code fails).
     public static func certify(_ p: CertProtocol, in set: ProtocolSet, options: CertifyOptions = .init(),
-                               progress: (String) -> Void = { _ in }) -> ProtocolReport {
+                               implementation: Method? = nil, progress: (String) -> Void = { _ in }) -> ProtocolReport {
         let start = Date()
         var report = ProtocolReport(id: p.id, title: p.title, golden: p.golden)
         defer { report.seconds = Date().timeIntervalSince(start) }
         let method: Method
-        do { method = try Registry.shared.method(p.id) } catch {
+        do { method = try implementation ?? Registry.shared.method(p.id) } catch {
             report.checks.append(CheckResult(kind: .structure, name: "registry", passed: false, message: "\(error)"))
             return report
         }

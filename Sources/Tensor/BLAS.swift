@@ -2,18 +2,18 @@
 // bit-reproducible from run to run (OpenBLAS partitions sums by thread count).
 
 import COpenBLAS
+import Foundation
 
 public enum BLAS {
-    /// The thread count every product runs with. Set once, before the first product.
-    public nonisolated(unsafe) static var threads: Int32 = 1
-    nonisolated(unsafe) private static var configured = false
+    /// The thread count every product runs with: $CERTIFY_BLAS_THREADS, default 1. Fixed at the
+    /// first product so that every result in a run is computed with the same partitioning.
+    public static let threads: Int32 = {
+        let env = ProcessInfo.processInfo.environment["CERTIFY_BLAS_THREADS"].flatMap { Int32($0) } ?? 1
+        return Swift.max(1, env)
+    }()
+    private static let configured: Void = { openblas_set_num_threads(threads) }()
 
-    static func configure() {
-        if !configured {
-            openblas_set_num_threads(threads)
-            configured = true
-        }
-    }
+    static func configure() { _ = configured }
 
     /// C[m×n] = op(A) · op(B) (+ beta·C), row-major, with raw buffers.
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,

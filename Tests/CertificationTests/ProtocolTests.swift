@@ -1,0 +1,57 @@
+// Every protocol: goldens (outputs and gradients), gradient checks in both modes, and properties.
+// Adding a protocol file and registering its method is all it takes for these to cover it.
+
+import Certification
+import CertifyMethods
+import Foundation
+import PropertyBased
+import Tensor
+import Testing
+
+@Suite struct Protocols {
+    @Test("certified against its goldens and gradient checks", arguments: allProtocolIDs)
+    func certified(_ id: String) throws {
+        let r = try #require(certifiedReports[id])
+        for f in r.failures { Issue.record("[\(f.kind.rawValue)] \(f.name): \(f.message)") }
+        #expect(r.count(.golden).total > 0, "no golden checks ran for \(id)")
+        #expect(r.worstRelError <= 1e-10 || r.failures.isEmpty, "worst relative error \(r.worstRelError)")
+    }
+
+    /// Properties through swift-property-based: it draws the seeds (and prints a replay seed on failure).
+    @Test("property holds on random instances", arguments: allProperties)
+    func property(_ key: String) async throws {
+        let parts = key.split(separator: "#").map(String.init)
+        let method = try Registry.shared.method(parts[0])
+        let prop = try #require(method.properties.first { $0.id == parts[1] }, "property \(key) is declared but not implemented")
+        await propertyCheck(count: 30, input: Gen.uint64()) { seed in
+            var rng = RNG(seed: seed)
+            do { try prop.check(&rng) } catch { Issue.record("\(key) fails for RNG seed \(seed): \(error)") }
+        }
+    }
+
+    @Test func everyProtocolHasGoldenAndImplementation() throws {
+        for p in protocolSet.protocols {
+            #expect(FileManager.default.fileExists(atPath: protocolSet.goldenPath(p)), "\(p.id): golden missing")
+            #expect((try? Registry.shared.method(p.id)) != nil, "\(p.id): no registered implementation")
+            #expect(FileManager.default.fileExists(atPath: protocolSet.root + "/" + p.generator), "\(p.id): generator missing")
+        }
+    }
+
+    @Test func everyGoldenBelongsToAProtocol() throws {
+        let root = protocolSet.root + "/golden"
+        let golden = Set(protocolSet.protocols.map(\.golden))
+        let files = FileManager.default.enumerator(atPath: root)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".h5") }
+        #expect(!files.isEmpty)
+        for f in files { #expect(golden.contains("golden/" + f), "golden/\(f) belongs to no protocol") }
+    }
+
+    @Test func everyRegisteredMethodHasAProtocol() {
+        for id in Registry.shared.ids { #expect(allProtocolIDs.contains(id), "\(id) is registered but has no protocol") }
+    }
+
+    @Test func checklistIsUpToDate() throws {
+        let committed = try String(contentsOfFile: protocolSet.root + "/CHECKLIST.md", encoding: .utf8)
+        let fresh = Reports.checklist(protocols: protocolSet.protocols, reports: Array(certifiedReports.values))
+        #expect(committed == fresh, "CHECKLIST.md is stale: run `make checklist` (or `swift run certify checklist`)")
+    }
+}
