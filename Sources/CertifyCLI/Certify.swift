@@ -15,7 +15,7 @@ struct Certify: ParsableCommand {
         commandName: "certify",
         abstract: "Certify reference implementations of ML methods against independent goldens.",
         discussion: "Exit codes: 0 success / same, 1 a check failed / files differ, 2 error (bad input, unknown protocol, bad flag).",
-        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self])
+        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Validate.self])
 
     static func main() {
         registerAll()
@@ -163,6 +163,8 @@ struct Diff: ParsableCommand {
         o.protocolID = protocolID
         o.path = path
         o.nanPolicy = nanNotEqual ? .nanNeverEqual : .equalNaN
+        try preflight(golden)
+        try preflight(actual)
         let set = try? protocolsOrFail()
         if protocolID != nil && set == nil { throw CLIError(message: "cannot load protocols to resolve --protocol") }
         let r = try Certification.Diff.run(actual: actual, golden: golden, options: o, protocols: set)
@@ -190,6 +192,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let set = try protocolsOrFail()
         let p = try set.protocolFor(protocolID)
+        try preflight(input)
         let cases = try Evaluator.run(protocol: p, input: input, output: output)
         print("wrote \(output): \(cases.count) case(s) of \(p.id)")
     }
