@@ -107,6 +107,7 @@ public struct Comparator: Sendable {
         var mismatched = 0
         for i in 0..<min(actual.count, expected.count) {
             let a = actual[i], e = expected[i]
+            if a == e { continue }  // the common case: identical values (never NaN) are close
             var close: Bool
             var absd: Double
             if a.isNaN || e.isNaN {

@@ -105,18 +105,41 @@ public enum Diff {
         // Rows of the first axis per chunk; for a rank-1 dataset a row is one element.
         let rowElems = Swift.max(1, gshape.dropFirst().reduce(1, *))
         let rowsPerChunk = Swift.max(1, options.chunkElements / rowElems)
-        var row = 0
+        // Double buffering: while one pair of buffers is compared on a worker thread, the next chunk
+        // is read into the other pair. Memory stays at 4 chunks; buffers are reused, so no fresh pages.
+        let capacity = rowsPerChunk * rowElems
+        let buffers = (0..<4).map { _ in UnsafeMutableBufferPointer<Double>.allocate(capacity: capacity) }
+        defer { buffers.forEach { $0.deallocate() } }
+        final class Box: @unchecked Sendable { var c: Comparator; init(_ c: Comparator) { self.c = c } }
+        let box = Box(c)
+        let queue = DispatchQueue(label: "certify.diff.compare")
+        var row = 0, slot = 0
         while row < gshape[0] {
             let n = Swift.min(rowsPerChunk, gshape[0] - row)
             var off = [Int](repeating: 0, count: gshape.count)
             off[0] = row
             var cnt = gshape
             cnt[0] = n
-            let x = try actual.readDoubles(offset: off, count: cnt)
-            let y = try golden.readDoubles(offset: off, count: cnt)
-            c.add(actual: x, expected: y, offset: row * rowElems)
+            let x = UnsafeMutableBufferPointer(rebasing: buffers[2 * slot][0..<(n * rowElems)])
+            let y = UnsafeMutableBufferPointer(rebasing: buffers[2 * slot + 1][0..<(n * rowElems)])
+            do {
+                try actual.readDoubles(into: x, offset: off, count: cnt)
+                try golden.readDoubles(into: y, offset: off, count: cnt)
+            } catch {
+                queue.sync {}
+                throw error
+            }
+            queue.sync {}  // the previous comparison has finished with the other pair
+            let start = row * rowElems
+            let (xa, ya) = (UnsafeBufferPointer(x), UnsafeBufferPointer(y))
+            nonisolated(unsafe) let (xs, ys) = (xa, ya)
+            queue.async { box.c.add(actual: xs, expected: ys, offset: start) }
             row += n
+            slot ^= 1
         }
+        queue.sync {}
+        c = box.c
         return c.report
     }
 }
+

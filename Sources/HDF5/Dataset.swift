@@ -64,6 +64,36 @@ public struct Dataset: Sendable {
         return try read(as: certify_H5T_NATIVE_DOUBLE(), offset: offset, count: count, zero: 0.0)
     }
 
+    /// Reads the hyperslab `[offset, offset+count)` as Float64 into caller-owned storage (which must
+    /// hold exactly the hyperslab's element count). Streaming readers reuse one buffer this way, so
+    /// large files cost no page faults for fresh allocations. Numeric (non-bool) data only.
+    public func readDoubles(into buffer: UnsafeMutableBufferPointer<Double>, offset: [Int], count: [Int]) throws {
+        let n = count.reduce(1, *)
+        guard buffer.count == n else { throw error("buffer of \(buffer.count) elements for a hyperslab of \(n)") }
+        let dt = try dtype
+        guard dt.isFloatingPoint || dt.isInteger else { throw error("holds \(dt), expected numbers") }
+        try withDataset { did in
+            let fspace = H5Dget_space(did)
+            defer { H5Sclose(fspace) }
+            let rank = Int(H5Sget_simple_extent_ndims(fspace))
+            var dims = [hsize_t](repeating: 0, count: rank)
+            H5Sget_simple_extent_dims(fspace, &dims, nil)
+            guard offset.count == rank, count.count == rank,
+                  (0..<rank).allSatisfy({ offset[$0] >= 0 && count[$0] >= 0 && offset[$0] + count[$0] <= Int(dims[$0]) }) else {
+                throw error("hyperslab offset \(offset) count \(count) outside shape \(dims.map { Int($0) })")
+            }
+            if n == 0 { return }
+            var start = offset.map { hsize_t($0) }
+            var cnt = count.map { hsize_t($0) }
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nil, &cnt, nil)
+            let mspace = H5Screate_simple(Int32(rank), &cnt, nil)
+            defer { H5Sclose(mspace) }
+            if H5Dread(did, certify_H5T_NATIVE_DOUBLE(), mspace, fspace, certify_H5P_DEFAULT(), buffer.baseAddress) < 0 {
+                throw error("read failed (hyperslab)")
+            }
+        }
+    }
+
     /// Reads integer (or bool) data as Int64. Float data is an error (no silent truncation).
     public func readInt64s(offset: [Int]? = nil, count: [Int]? = nil) throws -> [Int64] {
         let dt = try dtype
@@ -166,14 +196,19 @@ public struct Dataset: Sendable {
                 throw error("hyperslab offset \(offset) count \(count) outside shape \(dims.map { Int($0) })")
             }
             let n = count.reduce(1, *)
-            var out = [T](repeating: zero, count: n)
-            if n == 0 { return out }
+            if n == 0 { return [] }
             var start = offset.map { hsize_t($0) }
             var cnt = count.map { hsize_t($0) }
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nil, &cnt, nil)
             let mspace = H5Screate_simple(Int32(rank), &cnt, nil)
             defer { H5Sclose(mspace) }
-            let st = out.withUnsafeMutableBytes { H5Dread(did, memType, mspace, fspace, certify_H5P_DEFAULT(), $0.baseAddress) }
+            var st: herr_t = 0
+            // Uninitialised storage: HDF5 fills every element (or the read fails and we throw).
+            let out = [T](unsafeUninitializedCapacity: n) { buf, initialised in
+                st = H5Dread(did, memType, mspace, fspace, certify_H5P_DEFAULT(), UnsafeMutableRawPointer(buf.baseAddress))
+                if st < 0 { for i in 0..<n { (buf.baseAddress! + i).initialize(to: zero) } }
+                initialised = n
+            }
             if st < 0 { throw error("read failed (hyperslab)") }
             return out
         }
