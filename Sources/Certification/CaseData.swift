@@ -142,6 +142,31 @@ public struct CaseData: Sendable {
             throw err(section, s.name, "missing dataset; expected \(s.dtype ?? "float64") of shape \(s.shape ?? "?")")
         }
     }
+
+    /// Requires every present input and param to have the dtype its protocol entry declares.
+    /// Float32 where Float64 is declared is an error: silently widening it would certify a
+    /// different computation. Integer params may be stored with any integer width; bool flags as
+    /// bool or integer.
+    public func requireDeclaredDTypes(inputs: [TensorSpec], params: [TensorSpec]) throws {
+        for (section, specs) in [("inputs", inputs), ("params", params)] {
+            for s in specs {
+                guard let declared = s.dtype.flatMap(DType.init(rawValue:)),
+                      let found = dtypes["\(section)/\(s.name)"] ?? dtypes["inputs/\(s.name)"] ?? dtypes["params/\(s.name)"]
+                else { continue }
+                let ok: Bool
+                switch declared {
+                case .float64: ok = found == .float64
+                case .float32: ok = found.isFloatingPoint
+                case .bool: ok = found == .bool || found.isInteger
+                case .int64, .int32, .int8, .uint8: ok = found.isInteger
+                case .string: ok = found == .string
+                }
+                if !ok {
+                    throw err(section, s.name, "expected \(declared) (shape \(s.shape ?? "?")), found \(found)")
+                }
+            }
+        }
+    }
 }
 
 /// Lists the case groups of a golden-layout file.

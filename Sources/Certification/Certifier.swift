@@ -158,6 +158,7 @@ public enum Certifier {
         let result: (outputs: [String: Tensor], grads: [String: Tensor])
         do {
             try data.requirePresent(p.inputs.filter { !($0.optional ?? false) }, section: "inputs")
+            try data.requireDeclaredDTypes(inputs: p.inputs, params: p.params)
             result = try method.evaluate(data, wrt: p.grads)
         } catch {
             return [CheckResult(kind: .golden, name: data.name, passed: false, message: "evaluation failed: \(error)")]

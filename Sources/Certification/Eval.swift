@@ -23,6 +23,7 @@ public enum Evaluator {
             }
             let data = try CaseData.read(file: inFile, name: name, sections: ["inputs", "params", "cotangents"])
             try data.requirePresent(p.inputs.filter { !($0.optional ?? false) }, section: "inputs")
+            try data.requireDeclaredDTypes(inputs: p.inputs, params: p.params)
             let r = try method.evaluate(data, wrt: p.grads)
             results.append((name, r.outputs, r.grads))
         }

@@ -99,7 +99,11 @@ public struct Method: Sendable {
         if !allowsNonFinite { try data.requireFinite() }
         let ctx = Context(data: data, differentiable: Set(wrt))
         let leaves = try wrt.filter { data.has($0) }.map { ($0, try ctx.leaf($0)) }
-        let outs = try build(ctx)
+        let outs: [String: Var]
+        do { outs = try build(ctx) } catch let e as ShapeError {
+            // An op rejected the case's data: name the file and case as well as the op and shapes.
+            throw InputError(file: data.source, object: "/\(data.name)", "\(e) (inputs: \(shapeSummary(data)))")
+        }
         let values = outs.mapValues(\.value)
         guard !data.cotangents.isEmpty, !leaves.isEmpty else { return (values, [:]) }
         var pairs: [(Var, Tensor)] = []
@@ -119,6 +123,11 @@ public struct Method: Sendable {
         for ((name, _), t) in zip(leaves, g) { grads[name] = t }
         return (values, grads)
     }
+}
+
+func shapeSummary(_ d: CaseData) -> String {
+    (d.inputs.merging(d.params) { a, _ in a }).sorted { $0.key < $1.key }
+        .map { "\($0.key) \($0.value.shape)" }.joined(separator: ", ")
 }
 
 /// Every method the suite certifies, by protocol id. Paper modules add theirs at start-up

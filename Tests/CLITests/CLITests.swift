@@ -156,13 +156,18 @@ func editedCopy(_ name: String, of golden: String = softmaxGolden, _ edit: (File
         }
         let wrongRank = try editedCopy("rank.h5") { f in try f.root.write("rows/params/axis", .int64([1, 2]), shape: [2]) }
         let wrongDType = try editedCopy("dtype.h5") { f in try f.root.write("rows/inputs/x", .string(["a"]), shape: [1]) }
+        let float32 = try editedCopy("f32in.h5") { f in
+            let x = try f.dataset("rows/inputs/x").readDoubles()
+            try f.root.write("rows/inputs/x", .float32(x.map(Float.init)), shape: [4, 7])
+        }
         let missing = try editedCopy("noinput.h5") { f in try f.root.remove("rows/inputs/x") }
         let badMatmul = try editedCopy("matmul.h5", of: root + "/golden/core/matmul.h5") { f in
             try f.root.write("square/inputs/b", .float64([1, 2, 3]), shape: [3, 1])
         }
         for (path, pid, needle) in [(nan, "core.softmax", "nan"), (wrongRank, "core.softmax", "integer scalar"),
                                     (wrongDType, "core.softmax", "/rows/inputs/x"), (missing, "core.softmax", "/rows/inputs/x"),
-                                    (badMatmul, "core.matmul", "[4, 4]")] {
+                                    (badMatmul, "core.matmul", "[4, 4]"),
+                                    (float32, "core.softmax", "expected float64 (shape any shape of rank ≥ 1), found float32")] {
             let out = tmp("bad-out.h5")
             let r = try certify("eval", pid, "--input", path, "--output", out)
             #expect(r.status == 2, "\(path): \(r.out) \(r.err)")
