@@ -59,8 +59,14 @@ public enum Certifier {
     public static func certify(_ p: CertProtocol, in set: ProtocolSet, options: CertifyOptions = .init(),
                                implementation: Method? = nil, progress: (String) -> Void = { _ in }) -> ProtocolReport {
         let start = Date()
+        var report = certifyChecks(p, in: set, options: options, implementation: implementation, progress: progress)
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    static func certifyChecks(_ p: CertProtocol, in set: ProtocolSet, options: CertifyOptions,
+                              implementation: Method?, progress: (String) -> Void) -> ProtocolReport {
         var report = ProtocolReport(id: p.id, title: p.title, golden: p.golden)
-        defer { report.seconds = Date().timeIntervalSince(start) }
         let method: Method
         do { method = try implementation ?? Registry.shared.method(p.id) } catch {
             report.checks.append(CheckResult(kind: .structure, name: "registry", passed: false, message: "\(error)"))
