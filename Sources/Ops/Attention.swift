@@ -1,6 +1,7 @@
 // Attention: masked_fill, scaled dot-product attention with a key-padding mask, and multi-head
 // attention exactly as torch.nn.MultiheadAttention (sequence-first layout). Both attentions are
-// compositions of tape ops (matmul, softmax, reshape/permute, …), so their gradients come from the tape.
+// compositions of tape ops — matmul, permute, masked_fill and a few private ops of this file
+// (row softmax, packed in-projection, heads split, head mean) — so their gradients come from the tape.
 
 import Foundation
 import Tensor
@@ -105,7 +106,9 @@ public func scaledDotProductAttention(_ q: Var, _ k: Var, _ v: Var, keyPaddingMa
     guard k.shape[0] == b, v.shape[0] == b, k.shape[2] == d, v.shape[1] == s else {
         throw ShapeError(op, "q, k, v must be [B, L, D], [B, S, D], [B, S, Dv]; got \(q.shape), \(k.shape), \(v.shape)")
     }
-    guard d > 0 else { throw ShapeError(op, "the head dimension D must be > 0, got q of shape \(q.shape)") }
+    guard ([q.shape, k.shape, v.shape].allSatisfy { !$0.contains(0) }) else {
+        throw ShapeError(op, "empty dimension in q, k, v of shapes \(q.shape), \(k.shape), \(v.shape)")
+    }
     _ = try sameTape(op, q, k, v)
     if let m = keyPaddingMask { try checkKeyPaddingMask(op, m, batch: b, keys: s, what: "mask") }
     var scores = try matmul(q * (1.0 / Double(d).squareRoot()), permute(k, [0, 2, 1]))
@@ -248,6 +251,9 @@ public func multiheadAttention(query: Var, key: Var, value: Var, numHeads: Int,
     let s = key.shape[0]
     guard key.shape == [s, n, e], value.shape == [s, n, e] else {
         throw ShapeError(op, "key and value must be [S, N, E] = [S, \(n), \(e)] like query \(query.shape); got \(key.shape), \(value.shape)")
+    }
+    guard l > 0, n > 0, e > 0, s > 0 else {
+        throw ShapeError(op, "empty dimension in query \(query.shape) or key/value \(key.shape)")
     }
     guard numHeads > 0, e % numHeads == 0 else {
         throw ShapeError(op, "num_heads \(numHeads) must be positive and divide the embedding size \(e)")
