@@ -10,6 +10,7 @@
 
 import Foundation
 import HDF5
+import Tensor
 
 public enum NaNPolicy: String, Sendable, Codable {
     /// NaN == NaN (numpy.assert_allclose, h5diff).
@@ -133,8 +134,8 @@ public struct Comparator: Sendable {
         }
         report.count += expected.count
         report.mismatched += mismatched
-        if maxAbsAt >= 0 { report.maxAbs = maxAbs; report.maxAbsIndex = Tensor_unravel(offset + maxAbsAt, shape) }
-        if maxRelAt >= 0 { report.maxRel = maxRel; report.maxRelIndex = Tensor_unravel(offset + maxRelAt, shape) }
+        if maxAbsAt >= 0 { report.maxAbs = maxAbs; report.maxAbsIndex = Tensor.unravel(offset + maxAbsAt, shape: shape) }
+        if maxRelAt >= 0 { report.maxRel = maxRel; report.maxRelIndex = Tensor.unravel(offset + maxRelAt, shape: shape) }
         report.worstRelError = worst
         report.maxULP = maxULP
     }
@@ -142,16 +143,6 @@ public struct Comparator: Sendable {
     public mutating func add(actual: [Double], expected: [Double], offset: Int = 0) {
         actual.withUnsafeBufferPointer { a in expected.withUnsafeBufferPointer { e in add(actual: a, expected: e, offset: offset) } }
     }
-}
-
-func Tensor_unravel(_ offset: Int, _ shape: [Int]) -> [Int] {
-    var idx = [Int](repeating: 0, count: shape.count)
-    var r = offset
-    for i in stride(from: shape.count - 1, through: 0, by: -1) where shape[i] > 0 {
-        idx[i] = r % shape[i]
-        r /= shape[i]
-    }
-    return idx
 }
 
 public enum Compare {

@@ -9,18 +9,7 @@ func tempPath(_ name: String) -> String {
 }
 
 /// Runs Debian's Python (with h5py) on a script; returns (status, stdout+stderr).
-func python(_ script: String) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    p.arguments = ["-c", script]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
+func python(_ script: String) throws -> (Int32, String) { try shell("/usr/bin/python3", ["-c", script]) }
 
 func shell(_ cmd: String, _ args: [String]) throws -> (Int32, String) {
     let p = Process()
