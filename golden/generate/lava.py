@@ -177,8 +177,33 @@ def rejection(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# lava.resample — scipy.signal.resample_poly
+
+
+@op("lava.resample")
+def resample(case, rng):
+    import math
+    from scipy.signal import resample_poly
+    n = case["n"]
+    prm = case["params"]
+    rate = int(prm["orig_rate"])
+    target = int(prm.get("target_rate", 16000))
+    t = np.arange(n) / rate
+    freqs = rng.uniform(50, rate / 2 * 0.95, 4)  # some above the output Nyquist: aliasing must be filtered
+    x = sum(rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in freqs)
+    x = x + 0.05 * rng.standard_normal(n)
+    g = math.gcd(rate, target)
+    y = resample_poly(x, target // g, rate // g)
+    params = {"orig_rate": np.int64(rate)}
+    if "target_rate" in prm:
+        params["target_rate"] = np.int64(target)
+    return dict(inputs={"x": x}, params=params, outputs={"y": np.asarray(y, dtype=np.float64)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 REFERENCES = {
+    "lava.resample": ("scipy",),
     "lava.metrics": ("sklearn",),
     "lava.rejection": ("torch",),
 }
