@@ -201,6 +201,253 @@ def resample(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The LAVA networks in PyTorch's functional API (autoencoder.py::DeepAutoencoder, audioDeepfakeAttribution.py::
+# AudioDeepfakeAttributionModel, audioDeepfakeModelRecognition.py::ADMR_model), parameterised by the channel widths so the
+# random-weight goldens stay small. Conv1d k9 s2 p4; ConvTranspose1d k9 s2 p4 output_padding 1; BatchNorm eps 1e-5.
+
+ENC_CONV, ENC_BN = (0, 3, 6, 9), (1, 4, 7, 10)
+DEC_CONV, DEC_BN, DEC_LAST = (0, 3, 6), (1, 4, 7), 10
+DROPOUT_P = 0.3
+BN_EPS = 1e-5
+
+
+def encoder_shapes(ch):
+    out = {}
+    for i in range(4):
+        out[f"encoder.{ENC_CONV[i]}.weight"] = (ch[i + 1], ch[i], 9)
+        out[f"encoder.{ENC_CONV[i]}.bias"] = (ch[i + 1],)
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            out[f"encoder.{ENC_BN[i]}.{k}"] = (ch[i + 1],)
+    return out
+
+
+def decoder_shapes(ch):
+    out = {}
+    for j in range(3):
+        cin, cout = ch[4 - j], ch[3 - j]
+        out[f"decoder.{DEC_CONV[j]}.weight"] = (cin, cout, 9)
+        out[f"decoder.{DEC_CONV[j]}.bias"] = (cout,)
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            out[f"decoder.{DEC_BN[j]}.{k}"] = (cout,)
+    out[f"decoder.{DEC_LAST}.weight"] = (ch[1], 1, 9)
+    out[f"decoder.{DEC_LAST}.bias"] = (1,)
+    return out
+
+
+def head_shapes(c, hidden, k):
+    return {"attention.0.weight": (c, c, 1), "attention.0.bias": (c,), "classifier.2.weight": (hidden, c),
+            "classifier.2.bias": (hidden,), "classifier.4.weight": (k, hidden), "classifier.4.bias": (k,)}
+
+
+def draw_state(rng, shapes):
+    """PyTorch-like initial scales: conv/linear weights and biases U(±1/√fan_in); BN affine near (1, 0);
+    running statistics near (0, 1)."""
+    bn_layers = {f"encoder.{i}" for i in ENC_BN} | {f"decoder.{i}" for i in DEC_BN}
+    out = {}
+    for name, shape in shapes.items():
+        layer, kind = name.rsplit(".", 1)
+        if kind == "running_mean":
+            v = 0.1 * rng.standard_normal(shape)
+        elif kind == "running_var":
+            v = rng.uniform(0.5, 1.5, shape)
+        elif layer in bn_layers:
+            v = (1.0 + 0.1 * rng.standard_normal(shape)) if kind == "weight" else 0.1 * rng.standard_normal(shape)
+        else:
+            w = shapes[layer + ".weight"]
+            fan_in = w[1] * w[2] if len(w) == 3 else w[1]
+            if layer.startswith("decoder"):
+                fan_in = w[0] * w[2] / 2  # transposed conv: in-channels × k over the stride
+            bound = 1.0 / np.sqrt(fan_in)
+            v = rng.uniform(-bound, bound, shape)
+        out[name] = np.asarray(v, dtype=np.float64)
+    return out
+
+
+def torch_encoder(torch, x, P, training, momentum, new_stats):
+    F = torch.nn.functional
+    h = x
+    for i in range(4):
+        c, b = ENC_CONV[i], ENC_BN[i]
+        h = F.conv1d(h, P[f"encoder.{c}.weight"], P[f"encoder.{c}.bias"], stride=2, padding=4)
+        rm, rv = P[f"encoder.{b}.running_mean"].detach().clone(), P[f"encoder.{b}.running_var"].detach().clone()
+        h = F.batch_norm(h, rm, rv, P[f"encoder.{b}.weight"], P[f"encoder.{b}.bias"], training=training,
+                         momentum=momentum, eps=BN_EPS)
+        if training:
+            new_stats[f"new.encoder.{b}.running_mean"] = rm.numpy()
+            new_stats[f"new.encoder.{b}.running_var"] = rv.numpy()
+        h = F.relu(h)
+    return h
+
+
+def torch_decoder(torch, z, P, training, momentum, mask, new_stats):
+    F = torch.nn.functional
+    h = z
+    for j in range(3):
+        c, b = DEC_CONV[j], DEC_BN[j]
+        h = F.conv_transpose1d(h, P[f"decoder.{c}.weight"], P[f"decoder.{c}.bias"], stride=2, padding=4, output_padding=1)
+        rm, rv = P[f"decoder.{b}.running_mean"].detach().clone(), P[f"decoder.{b}.running_var"].detach().clone()
+        h = F.batch_norm(h, rm, rv, P[f"decoder.{b}.weight"], P[f"decoder.{b}.bias"], training=training,
+                         momentum=momentum, eps=BN_EPS)
+        if training:
+            new_stats[f"new.decoder.{b}.running_mean"] = rm.numpy()
+            new_stats[f"new.decoder.{b}.running_var"] = rv.numpy()
+        h = F.relu(h)
+    if training:
+        h = h * mask / (1.0 - DROPOUT_P)  # nn.Dropout(0.3) with the keep-mask given
+    h = F.conv_transpose1d(h, P[f"decoder.{DEC_LAST}.weight"], P[f"decoder.{DEC_LAST}.bias"], stride=2, padding=4,
+                           output_padding=1)
+    return torch.tanh(h)
+
+
+def torch_head(torch, z, P, attention):
+    F = torch.nn.functional
+    out = {}
+    if attention:
+        a = torch.sigmoid(F.conv1d(z, P["attention.0.weight"], P["attention.0.bias"]))
+        out["gate"] = a
+        za = z * a
+    else:
+        za = z
+    pooled = F.adaptive_avg_pool1d(za, 1).flatten(1)
+    h = F.relu(F.linear(pooled, P["classifier.2.weight"], P["classifier.2.bias"]))
+    out["pooled"] = pooled
+    out["logits"] = F.linear(h, P["classifier.4.weight"], P["classifier.4.bias"])
+    return out
+
+
+def adam_one_step(torch, params, grads, lr):
+    """torch.optim.Adam(lr) from a fresh state, one step, on copies of the given parameters."""
+    leaves = {k: params[k].detach().clone().requires_grad_(True) for k in grads}
+    opt = torch.optim.Adam(list(leaves.values()), lr=lr)
+    for k, g in grads.items():
+        leaves[k].grad = g.detach().clone()
+    opt.step()
+    return {f"new.{k}": v.detach().numpy().copy() for k, v in leaves.items()}
+
+
+def waveform(rng, b, length, kind="mixed"):
+    t = np.arange(length) / 16000.0
+    x = np.zeros((b, 1, length))
+    for i in range(b):
+        f = rng.uniform(100, 3000, 3)
+        x[i, 0] = sum(rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * fk * t + rng.uniform(0, 6.3)) for fk in f)
+        x[i, 0] += 0.05 * rng.standard_normal(length)
+    return np.clip(x, -0.95, 0.95)
+
+
+def run_with_grads(torch, fn, tensors, grad_names, cot_names, rng):
+    """fn(P) -> dict of outputs; draws cotangents for cot_names; grads of Σ out·cot w.r.t. grad_names."""
+    P = {k: torch.tensor(v, dtype=torch.float64, requires_grad=(k in grad_names)) for k, v in tensors.items()}
+    outs, extra = fn(P)
+    cots, total = {}, None
+    for k in cot_names:
+        if k not in outs:
+            continue
+        c = rng.standard_normal(tuple(outs[k].shape))
+        cots[k] = c
+        term = (outs[k] * torch.tensor(c)).sum()
+        total = term if total is None else total + term
+    gs = torch.autograd.grad(total, [P[n] for n in grad_names])
+    grads = {n: g.numpy().copy() for n, g in zip(grad_names, gs)}
+    np_outs = {k: v.detach().numpy().copy() for k, v in outs.items()}
+    np_outs.update(extra)
+    return np_outs, cots, grads
+
+
+@op("lava.autoencoder")
+def autoencoder(case, rng):
+    torch = _torch()
+    prm = case.get("params", {})
+    ch = case["channels"]
+    b, length = case["inputs"]["x"][0], case["inputs"]["x"][2]
+    training = bool(prm.get("training", 0))
+    momentum = float(prm.get("momentum", 0.1))
+    beta = float(prm.get("smooth_l1_beta", 1e-4))
+    lr = prm.get("adam_lr")
+    state = draw_state(rng, {**encoder_shapes(ch), **decoder_shapes(ch)})
+    x = waveform(rng, b, length)
+    t_lat = -(-length // 16)
+    inputs = {"x": x, **state}
+    if training:
+        inputs["dropout_mask"] = (rng.uniform(size=(b, ch[1], 8 * t_lat)) >= DROPOUT_P).astype(np.float64)
+    weights = [k for k in state if "running" not in k]
+    grad_names = ["x"] + weights
+
+    def fn(P):
+        stats = {}
+        z = torch_encoder(torch, P["x"], P, training, momentum, stats)
+        y = torch_decoder(torch, z, P, training, momentum, P.get("dropout_mask"), stats)
+        outs = {"latent": z, "reconstruction": y}
+        if y.shape == P["x"].shape:
+            outs["loss"] = torch.nn.functional.smooth_l1_loss(y, P["x"], beta=beta)
+            if lr is not None:
+                gs = torch.autograd.grad(outs["loss"], [P[k] for k in weights], retain_graph=True)
+                stats.update(adam_one_step(torch, P, dict(zip(weights, gs)), float(lr)))
+        return outs, stats
+
+    outs, cots, grads = run_with_grads(torch, fn, inputs, grad_names, ["latent", "reconstruction", "loss"], rng)
+    params = {"channels": np.array(ch, dtype=np.int64)}
+    for k in ("training",):
+        if k in prm:
+            params[k] = np.int64(prm[k])
+    for k in ("momentum", "smooth_l1_beta", "adam_lr"):
+        if k in prm:
+            params[k] = np.float64(prm[k])
+    params_in = {k: v for k, v in inputs.items()}
+    return dict(inputs=params_in, params=params, outputs=outs, cotangents=cots, grads=grads)
+
+
+HEAD_TRAINABLE = ["encoder.10.weight", "encoder.10.bias", "attention.0.weight", "attention.0.bias",
+                  "classifier.2.weight", "classifier.2.bias", "classifier.4.weight", "classifier.4.bias"]
+
+
+@op("lava.heads")
+def heads(case, rng):
+    torch = _torch()
+    prm = case.get("params", {})
+    ch, hidden, k = case["channels"], case["hidden"], case["classes"]
+    b, length = case["inputs"]["x"][0], case["inputs"]["x"][2]
+    training = bool(prm.get("training", 0))
+    attention = bool(prm.get("attention", 1))
+    momentum = float(prm.get("momentum", 0.1))
+    lr = prm.get("adam_lr")
+    shapes = {**encoder_shapes(ch), **head_shapes(ch[4], hidden, k)}
+    if not attention:
+        shapes = {n: s for n, s in shapes.items() if not n.startswith("attention")}
+    state = draw_state(rng, shapes)
+    if attention and case.get("zero_attention"):
+        state["attention.0.weight"][:] = 0
+        state["attention.0.bias"][:] = 0
+    x = waveform(rng, b, length)
+    labels = rng.integers(0, k, b).astype(np.int64)
+    inputs = {"x": x, **state, "labels": labels}
+    trainable = [n for n in HEAD_TRAINABLE if n in state]
+    grad_names = ["x"] + trainable
+
+    def fn(P):
+        stats = {}
+        z = torch_encoder(torch, P["x"], P, training, momentum, stats)
+        h = torch_head(torch, z, P, attention)
+        loss = torch.nn.functional.cross_entropy(h["logits"], torch.tensor(labels))
+        outs = {"latent": z, **h, "loss": loss}
+        if lr is not None:
+            gs = torch.autograd.grad(loss, [P[n] for n in trainable], retain_graph=True)
+            stats.update(adam_one_step(torch, P, dict(zip(trainable, gs)), float(lr)))
+        return outs, stats
+
+    outs, cots, grads = run_with_grads(torch, fn, {k2: v for k2, v in inputs.items() if k2 != "labels"}, grad_names,
+                                       ["latent", "gate", "pooled", "logits", "loss"], rng)
+    params = {"channels": np.array(ch, dtype=np.int64)}
+    for key in ("training", "attention"):
+        if key in prm:
+            params[key] = np.int64(prm[key])
+    for key in ("momentum", "adam_lr"):
+        if key in prm:
+            params[key] = np.float64(prm[key])
+    return dict(inputs=inputs, params=params, outputs=outs, cotangents=cots, grads=grads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 REFERENCES = {
     "lava.resample": ("scipy",),
