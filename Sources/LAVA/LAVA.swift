@@ -7,4 +7,4 @@ import Ops
 import Tensor
 
 /// Every LAVA protocol entry, registered by CertifyMethods.registerAll().
-public let lavaMethods: [Method] = [autoencoderMethod, headsMethod, metricsMethod, rejectionMethod, resampleMethod]
+public let lavaMethods: [Method] = [autoencoderMethod, headsMethod, metricsMethod, officialModelsMethod, rejectionMethod, resampleMethod]

@@ -448,6 +448,98 @@ def heads(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# lava.official_models — the released ADA and ADMR models (read from the fixtures; the golden keeps waveforms and logits)
+
+FIXTURES_ENV = "CERTIFY_LAVA_FIXTURES"
+FIXTURES_DEFAULT = "../shared/fixtures/lava"  # relative to the package root
+
+
+def fixtures_dir():
+    d = os.environ.get(FIXTURES_ENV) or os.path.normpath(os.path.join(ROOT, FIXTURES_DEFAULT))
+    return d
+
+
+def load_state(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        return {k: np.asarray(f[k][()], dtype=np.float64) for k in f.keys() if f[k].dtype.kind == "f"}
+
+
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def official_file_attrs():
+    d = fixtures_dir()
+    return {"weights": f"{FIXTURES_DEFAULT} relative to the package root (override: ${FIXTURES_ENV})",
+            "weights_sha256": "; ".join(f"{n}: {_sha256(os.path.join(d, n))}" for n in ("ADA_model.h5", "ADMR_model.h5")),
+            "weights_source": "github.com/adipiz99/LAVA-framework models/ADA_model.pt, models/ADMR_model.pt at 90d889e (MIT)"}
+
+
+def official_waveform(case, rng):
+    b, _, length = case["inputs"]["waveform"]
+    n = np.arange(length)
+    kind = case["kind"]
+    if kind == "sine440":
+        return np.tile(0.5 * np.sin(2 * np.pi * 440 * n / 16000.0), (b, 1, 1))
+    if kind == "zeros":
+        return np.zeros((b, 1, length))
+    if kind == "chirp":
+        f0, f1 = 100.0, 6000.0
+        t = n / 16000.0
+        dur = length / 16000.0
+        return np.tile(0.4 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * dur))), (b, 1, 1))
+    if kind == "noise":
+        return np.clip(0.3 * rng.standard_normal((b, 1, length)), -1, 1)
+    if kind == "voiced":
+        # A crude vowel: a 120 Hz pulse train through a few formant resonances, with an amplitude envelope.
+        out = np.zeros((b, 1, length))
+        for i in range(b):
+            f0 = rng.uniform(90, 220)
+            phase = (n * f0 / 16000.0) % 1.0
+            src = np.exp(-phase * 30.0)
+            sig = np.zeros(length)
+            for fk in rng.uniform([500, 1200, 2400], [900, 1800, 3200]):
+                sig += np.sin(2 * np.pi * fk * n / 16000.0) * src
+            env = np.sin(np.pi * n / length) ** 0.5
+            out[i, 0] = 0.3 * sig * env / np.max(np.abs(sig))
+        return out
+    raise ValueError(kind)
+
+
+def official_logits(torch, state, k, x):
+    P = {n: torch.tensor(v) for n, v in state.items()}
+    z = torch_encoder(torch, torch.tensor(x), P, False, 0.1, {})
+    return torch_head(torch, z, P, True)["logits"].numpy().copy()
+
+
+_OFFICIAL = {}
+
+
+@op("lava.official_models")
+def official_models(case, rng):
+    torch = _torch()
+    d = fixtures_dir()
+    if not _OFFICIAL:
+        for name, fn in (("ada", "ADA_model.h5"), ("admr", "ADMR_model.h5")):
+            path = os.path.join(d, fn)
+            _OFFICIAL[name] = load_state(path)
+    x = official_waveform(case, rng)
+    with torch.no_grad():
+        la = official_logits(torch, _OFFICIAL["ada"], 3, x)
+        lr = official_logits(torch, _OFFICIAL["admr"], 6, x)
+    return dict(inputs={"waveform": x}, params={}, outputs={"logits_ada": la, "logits_admr": lr})
+
+
+official_models.file_attrs = official_file_attrs
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 REFERENCES = {
     "lava.resample": ("scipy",),
@@ -456,11 +548,21 @@ REFERENCES = {
 }
 
 
+def official_fixtures_missing():
+    d = fixtures_dir()
+    missing = [os.path.join(d, n) for n in ("ADA_model.h5", "ADMR_model.h5") if not os.path.exists(os.path.join(d, n))]
+    return missing
+
+
 def generate(pid, out_root):
     proto = load_protocol(pid)
+    if pid == "lava.official_models" and official_fixtures_missing():
+        print(f"lava.py: skipped lava.official_models: fixtures not found: {', '.join(official_fixtures_missing())} "
+              f"(set ${FIXTURES_ENV} to the folder holding the released weights)", file=sys.stderr)
+        return
     libs = REFERENCES.get(pid, ("torch",))
     w = GoldenWriter(pid, out_root, GENERATOR, library_versions(*libs))
-    extra = OPS[pid].__dict__.get("file_attrs")
+    extra = getattr(OPS[pid], "file_attrs", None)
     if extra:
         for k, v in extra().items():
             w.file.attrs[k] = v
