@@ -225,6 +225,26 @@ let referenceScript = """
             let r = try run(b, ["lava", "classify"] + args)
             #expect(r.status == 2 && r.err.contains(expected), "\(args): \(r.status) \(r.err)")
         }
+        // A state dict with a missing tensor, and one with a wrongly shaped tensor.
+        for (what, edit) in [("missing", { (f: File) in try f.root.remove("classifier.2.bias") }),
+                             ("shape", { (f: File) in
+                                 try f.root.remove("attention.0.bias")
+                                 _ = try f.root.write("attention.0.bias", doubles: [Double](repeating: 0, count: 255), shape: [255])
+                             })] as [(String, (File) throws -> Void)] {
+            let dir = scratch("bad-\(what)")
+            try? FileManager.default.removeItem(atPath: dir)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for k in OfficialModelKind.allCases { try FileManager.default.copyItem(atPath: fixtures + "/" + k.file, toPath: dir + "/" + k.file) }
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: dir + "/ADA_model.h5")
+            do {   // the file closes when `f` goes away, before certify opens it
+                let f = try File.open(dir + "/ADA_model.h5", mode: .readWrite)
+                try edit(f)
+                try f.flush()
+            }
+            let r = try run(b, ["lava", "classify", wav, "--fixtures", dir])
+            let expected = what == "missing" ? "/classifier.2.bias: missing tensor" : "/attention.0.bias: wrong shape [255]"
+            #expect(r.status == 2 && r.err.contains(expected) && r.err.split(separator: "\n").count == 1, "\(what): \(r.status) \(r.err)")
+        }
     }
 
     /// lava_convert.py turns a .pt state dict into the fixtures' layout: a checkpoint re-saved from the fixture converts back

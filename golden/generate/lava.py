@@ -83,8 +83,8 @@ def metrics(case, rng):
             aps.append(average_precision_score(yb[:, i], scores[:, i]) + 0.0)  # −0.0 → 0.0
     params = {} if "macro_labels" not in case.get("params", {}) else {"macro_labels": np.int64(macro_labels)}
     return dict(inputs={"y_true": y, "y_pred": pred, "scores": scores}, params=params,
-                outputs={"precision": p, "recall": r, "f1": f, "support": s.astype(np.int64),
-                         "confusion": confusion_matrix(y, pred, labels=list(range(k))).astype(np.int64),
+                outputs={"precision": p, "recall": r, "f1": f, "support": s.astype(np.float64),
+                         "confusion": confusion_matrix(y, pred, labels=list(range(k))).astype(np.float64),
                          "macro_f1": np.float64(macro), "accuracy": np.float64(accuracy_score(y, pred)),
                          "roc_auc": np.array(rocs, dtype=np.float64), "average_precision": np.array(aps, dtype=np.float64)})
 
@@ -172,7 +172,8 @@ def rejection(case, rng):
         params["min_coverage"] = np.float64(prm["min_coverage"])
     return dict(inputs={"logits_ada": la, "logits_admr": lr, "search_confidence": sc, "search_pred": sp, "search_true": st},
                 params=params,
-                outputs={"confidence_ada": conf_a, "decision_ada": dec_a, "confidence_admr": conf_r, "decision_admr": dec_r,
+                outputs={"confidence_ada": conf_a, "decision_ada": dec_a.astype(np.float64), "confidence_admr": conf_r,
+                         "decision_admr": dec_r.astype(np.float64),
                          "tau": tau, "coverage_curve": cov, "accuracy_curve": acc})
 
 
