@@ -11,8 +11,10 @@ PY := /usr/bin/python3
 # System packages: HDF5 (library, headers, h5dump/h5diff), OpenBLAS (CBLAS), zlib, and the
 # reference stack the generators and interop tests use (Debian's Python 3 packages).
 APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
-	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn
-GENERATORS := golden/generate/core.py
+	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn \
+	dataset-fashion-mnist espeak-ng
+# Every reference generator named by a protocol's `generator:` field (the protocols are the source of truth).
+GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
 .PHONY: deps build certify test goldens goldens-check checklist clean

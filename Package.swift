@@ -21,9 +21,13 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS", .product(name: "RealModule", package: "swift-numerics")]),
         .target(name: "Ops", dependencies: ["Tensor", .product(name: "RealModule", package: "swift-numerics")]),
         .target(name: "Certification", dependencies: ["HDF5", "Tensor", "Ops", "Yams"]),
-        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "IADG", dependencies: ["Certification", "Ops", "Tensor"]),
+        .target(name: "InputGradients", dependencies: ["Certification", "Ops", "Tensor", "HDF5", "CZlib"]),
+        .target(name: "LAVA", dependencies: ["Certification", "Ops", "Tensor", "HDF5"]),
+        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA"]),
         .executableTarget(name: "CertifyCLI", dependencies: [
-            "CertifyMethods", "Certification", "HDF5", "Tensor",
+            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
@@ -33,5 +37,11 @@ let package = Package(
         .testTarget(name: "OpsTests", dependencies: ["Ops", "Tensor", "Certification", "CertifyMethods",
             .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "CLITests", dependencies: ["HDF5", "Certification"]),
+        .testTarget(name: "IADGTests", dependencies: ["IADG", "Certification", "CertifyMethods", "Ops", "Tensor",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "InputGradientsTests", dependencies: ["InputGradients", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "LAVATests", dependencies: ["LAVA", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
     ]
 )

@@ -2,9 +2,12 @@
 // paper's folder holds one file per method.
 
 import Certification
+import IADG
+import InputGradients
+import LAVA
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }
