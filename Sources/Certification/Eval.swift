@@ -6,6 +6,16 @@ import Foundation
 import HDF5
 import Tensor
 
+/// A Float64 tensor as stored data of a declared dtype (integral values only for integer dtypes).
+func typed(_ t: Tensor, as dtype: String?) -> ArrayData {
+    let integral = t.data.allSatisfy { $0.rounded() == $0 && Swift.abs($0) < 9e15 }
+    switch dtype.flatMap(DType.init(rawValue:)) {
+    case .int64?, .int32?, .uint8?, .int8? where integral: return .int64(t.data.map { Int64($0) })
+    case .bool? where integral: return .bool(t.data.map { $0 != 0 })
+    default: return .float64(t.data)
+    }
+}
+
 public enum Evaluator {
     /// Evaluates every case in `input`; returns the case names written.
     @discardableResult
@@ -35,7 +45,7 @@ public enum Evaluator {
             try f.attributes.write("generator", .string("certify eval (Swift reference implementation)"))
             try f.attributes.write("source", .string(input))
             for (name, outs, grads) in results {
-                for (k, t) in outs { try f.root.write("\(name)/outputs/\(k)", .float64(t.data), shape: t.shape) }
+                for (k, t) in outs { try f.root.write("\(name)/outputs/\(k)", typed(t, as: p.outputs.first { $0.name == k }?.dtype), shape: t.shape) }
                 for (k, t) in grads { try f.root.write("\(name)/grads/\(k)", .float64(t.data), shape: t.shape) }
             }
             try f.flush()

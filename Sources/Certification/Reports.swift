@@ -51,7 +51,7 @@ public enum Reports {
         s += "|---|---|---|---|---|---|---|\n"
         for r in reports {
             let g = r.count(.golden), gc = r.count(.gradcheck), pr = r.count(.property)
-            s += "| `\(r.id)` | \(r.passed ? "certified" : "FAILED") | \(g.passed)/\(g.total) | \(gc.passed)/\(gc.total) | \(pr.passed)/\(pr.total) | \(formatError(r.worstRelError)) | \(String(format: "%.2f s", r.seconds)) |\n"
+            s += "| `\(r.id)` | \(r.status) | \(g.passed)/\(g.total) | \(gc.passed)/\(gc.total) | \(pr.passed)/\(pr.total) | \(formatError(r.worstRelError)) | \(String(format: "%.2f s", r.seconds)) |\n"
         }
         return s
     }
@@ -101,9 +101,9 @@ public enum Reports {
                 continue
             }
             let g = r.count(.golden), gc = r.count(.gradcheck), pr = r.count(.property)
-            s += "| `\(p.id)` | \(p.title) | \(r.passed ? "✅ certified" : "❌ failed") | \(g.passed)/\(g.total) | \(gc.passed)/\(gc.total) | \(pr.passed)/\(pr.total) | \(errorBound(r.worstRelError)) | \(p.divergences.count) |\n"
+            s += "| `\(p.id)` | \(p.title) | \(r.skipped ? "⏭ skipped (\(r.checks.first?.message.prefix(60) ?? ""))" : r.passed ? "✅ certified" : "❌ failed") | \(g.passed)/\(g.total) | \(gc.passed)/\(gc.total) | \(pr.passed)/\(pr.total) | \(errorBound(r.worstRelError)) | \(p.divergences.count) |\n"
         }
-        let certified = reports.filter(\.passed).count
+        let certified = reports.filter { $0.passed && !$0.skipped }.count
         s += "\n\(certified) of \(protocols.count) protocols certified.\n"
         return s
     }

@@ -15,7 +15,7 @@ struct Certify: ParsableCommand {
         commandName: "certify",
         abstract: "Certify reference implementations of ML methods against independent goldens.",
         discussion: "Exit codes: 0 success / same, 1 a check failed / files differ, 2 error (bad input, unknown protocol, bad flag).",
-        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Validate.self])
+        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Validate.self])
 
     static func main() {
         registerAll()
@@ -94,17 +94,20 @@ struct Run: ParsableCommand {
         }
         if tty { stderr("\r\u{1B}[K") }
         print(table(reports))
-        for r in reports where !r.passed {
+        for r in reports where !r.passed && !r.skipped {
             print("\n\(r.id): \(r.failures.count) failing check(s)")
             for f in r.failures.prefix(verbose ? 1000 : 5) { print("  [\(f.kind.rawValue)] \(f.name): \(f.message)") }
         }
+        let skipped = reports.filter(\.skipped).count
         let passed = reports.filter(\.passed).count
-        print("\n\(passed) passed, \(reports.count - passed) failed")
+        let failed = reports.count - passed - skipped
+        print("\n\(passed) passed, \(failed) failed" + (skipped > 0 ? ", \(skipped) skipped" : ""))
+        for r in reports where r.skipped { print("skipped \(r.id): \(r.checks.first?.message ?? "")") }
         if let report, let format {
             try Reports.render(reports, format: format).write(toFile: report, atomically: true, encoding: .utf8)
         }
         saveLastRun(reports, root: set.root)
-        if passed != reports.count { throw ExitCode(1) }
+        if failed > 0 { throw ExitCode(1) }
     }
 
     func table(_ reports: [ProtocolReport]) -> String {
@@ -112,7 +115,7 @@ struct Run: ParsableCommand {
         for r in reports {
             let ok = r.checks.filter { $0.passed && !$0.skipped }.count
             let total = r.checks.filter { !$0.skipped }.count
-            rows.append([r.id, r.passed ? "certified" : "FAILED", "\(ok)/\(total)", formatError(r.worstRelError), String(format: "%.2fs", r.seconds)])
+            rows.append([r.id, r.status, "\(ok)/\(total)", formatError(r.worstRelError), String(format: "%.2fs", r.seconds)])
         }
         let widths = (0..<5).map { c in rows.map { $0[c].count }.max()! }
         return rows.enumerated().map { i, row in
@@ -125,7 +128,7 @@ struct Run: ParsableCommand {
         var status: [String: String] = [:]
         if let d = try? Data(contentsOf: URL(fileURLWithPath: lastRunPath(root))),
            let old = try? JSONDecoder().decode([String: String].self, from: d) { status = old }
-        for r in reports { status[r.id] = r.passed ? "certified" : "failed" }
+        for r in reports { status[r.id] = r.status.lowercased() }
         try? FileManager.default.createDirectory(atPath: root + "/.certify", withIntermediateDirectories: true)
         if let d = try? JSONEncoder().encode(status) { try? d.write(to: URL(fileURLWithPath: lastRunPath(root))) }
     }

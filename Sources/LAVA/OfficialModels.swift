@@ -20,8 +20,9 @@ public func lavaFixturesDirectory() -> String {
 
 /// The released weights are not where they should be. Its description starts with "skipped: fixtures not found" so that a
 /// certification report shows the case as skipped rather than as a numerical failure.
-public struct LAVAFixturesNotFound: Error, CustomStringConvertible, Sendable {
+public struct LAVAFixturesNotFound: SkippableError, CustomStringConvertible, Sendable {
     public var path: String
+    public var skipReason: String { description }
     public var description: String {
         "skipped: fixtures not found: \(path) does not exist (the released LAVA weights ADA_model.h5 and ADMR_model.h5; " +
             "set \(lavaFixturesEnvironment) to their folder, or convert the .pt checkpoints with golden/generate/lava_convert.py)"

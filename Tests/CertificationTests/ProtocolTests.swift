@@ -12,6 +12,10 @@ import Testing
     @Test("certified against its goldens and gradient checks", arguments: allProtocolIDs)
     func certified(_ id: String) throws {
         let r = try #require(certifiedReports[id])
+        if r.skipped {
+            Issue.record("\(id) skipped: \(r.checks.first?.message ?? "")", severity: .warning)
+            return
+        }
         for f in r.failures { Issue.record("[\(f.kind.rawValue)] \(f.name): \(f.message)") }
         #expect(r.count(.golden).total > 0, "no golden checks ran for \(id)")
         #expect(r.worstRelError <= 1e-10 || r.failures.isEmpty, "worst relative error \(r.worstRelError)")
@@ -51,7 +55,14 @@ import Testing
 
     @Test func checklistIsUpToDate() throws {
         let committed = try String(contentsOfFile: protocolSet.root + "/CHECKLIST.md", encoding: .utf8)
-        let fresh = Reports.checklist(protocols: protocolSet.protocols, reports: Array(certifiedReports.values))
-        #expect(committed == fresh, "CHECKLIST.md is stale: run `make checklist` (or `swift run certify checklist`)")
+        let reports = Array(certifiedReports.values)
+        let fresh = Reports.checklist(protocols: protocolSet.protocols, reports: reports)
+        // A protocol that cannot run here (third-party fixtures absent) is compared on the other rows only.
+        let skipped = reports.filter(\.skipped).map { "| `\($0.id)` |" }
+        func rows(_ text: String) -> [String] {
+            text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                .filter { line in !skipped.contains { line.hasPrefix($0) } && !(skipped.isEmpty == false && line.hasSuffix("protocols certified.")) }
+        }
+        #expect(rows(committed) == rows(fresh), "CHECKLIST.md is stale: run `make checklist` (or `swift run certify checklist`)")
     }
 }
