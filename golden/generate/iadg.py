@@ -35,6 +35,37 @@ def gen(pid, reference):
     return register
 
 
+def torch_case(inputs, params, fn, grad_names, rng):
+    """Outputs of fn(**tensors) with PyTorch in Float64; cotangents drawn from rng; gradients of
+    Σ outputs ⊙ cotangents with respect to grad_names (common.torch_grads)."""
+    import torch
+    from common import torch_grads
+    outs, cots, grads = torch_grads(torch, fn, inputs, params, grad_names, rng)
+    return {"inputs": inputs, "params": params, "outputs": outs, "cotangents": cots, "grads": grads}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared shape ops written for IADG (protocols/core/slice.yaml, concatenate.yaml).
+
+@gen("core.slice", "torch.narrow (Float64)")
+def core_slice(case, rng):
+    import torch
+    x = rng.standard_normal(case["inputs"]["x"])
+    p = {k: np.int64(v) for k, v in case["params"].items()}
+    return torch_case({"x": x}, p, lambda x, axis, start, end: {
+        "y": torch.narrow(x, int(axis), int(start), int(end) - int(start))}, ["x"], rng)
+
+
+@gen("core.concatenate", "torch.cat (Float64)")
+def core_concatenate(case, rng):
+    import torch
+    names = [n for n in ("a", "b", "c") if n in case["inputs"]]
+    inputs = {n: rng.standard_normal(case["inputs"][n]) for n in names}
+    axis = np.int64(case["params"]["axis"])
+    return torch_case(inputs, {"axis": axis}, lambda axis, **xs: {
+        "y": torch.cat([xs[n] for n in names], dim=int(axis))}, names, rng)
+
+
 # ---------------------------------------------------------------------------------------------
 # iadg.metrics — scikit-learn + SciPy, as utils/metric.py cal_metrics and test.py do it.
 
