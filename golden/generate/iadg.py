@@ -196,9 +196,131 @@ def metrics(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# iadg.aiaw — PyTorch, following utils/cov_settings.py, Shader.forward(cal_covstat) and losses/aiaw_loss.py.
+
+def aiaw_class_statistic(torch, org, aug, eps, use_std):
+    """One batch, one class: var over cat(org, aug) of the strict upper triangle of each Gram matrix."""
+    s = torch.cat((org, aug), dim=0)
+    n, c, h, w = s.shape
+    s = s.contiguous().view(n, c, -1)
+    g = torch.bmm(s, s.transpose(1, 2)).div(h * w - 1) + eps * torch.eye(c, dtype=torch.float64)
+    v = torch.var(g * torch.ones(c, c, dtype=torch.float64).triu(diagonal=1), dim=0)
+    return torch.sqrt(v) if use_std else v
+
+
+class AIAWStatistics:
+    """cov_settings.CovMatrix_AIAW_*: running sum and batch count, never reset by the code."""
+
+    def __init__(self, torch, dim, ratio):
+        self.torch, self.dim, self.ratio = torch, dim, ratio
+        self.cov, self.count = None, 0
+
+    def add(self, v):
+        self.cov = v if self.cov is None else self.cov + v
+        self.count += 1
+
+    def set_mask(self):
+        torch = self.torch
+        self.cov = self.cov / self.count
+        flat = torch.flatten(self.cov)
+        k = int(self.ratio * flat.size()[0])
+        values, idx = torch.topk(flat, k=k)
+        rest = torch.sort(flat, descending=True).values
+        if k < flat.numel() and not rest[k - 1] > rest[k] * (1 + 1e-8):
+            raise RuntimeError(f"topk boundary tie or near-tie ({rest[k - 1]} vs {rest[k]}); choose other data")
+        m = torch.zeros(self.dim * self.dim, dtype=torch.float64)
+        m[idx] = 1
+        return m.view(self.dim, self.dim)
+
+
+def aiaw_loss_reference(torch, f, mask_real, mask_fake, eps, own_half):
+    bs = f.shape[0]
+    parts = (f[:int(bs / 2)], f[int(bs / 2):])
+    sums = []
+    for x, m in zip(parts, (mask_real, mask_fake)):
+        b, c, h, w = x.shape
+        x = x.contiguous().view(b, c, -1)
+        g = torch.bmm(x, x.transpose(1, 2)).div(h * w - 1) + eps * torch.eye(c, dtype=torch.float64)
+        off = torch.sum(torch.abs(g * m), dim=(1, 2), keepdim=True) - 0
+        sums.append((torch.clamp(torch.div(off, torch.sum(m)), min=0), b))
+    (lr, b_real), (lf, b_fake) = sums
+    loss_real = torch.sum(lr) / (b_real if own_half else b_fake)
+    loss_fake = torch.sum(lf) / b_fake
+    return (loss_real + loss_fake) / 2
+
+
+def aiaw_features(rng, shape):
+    """org features and a style-shifted aug view (per-sample, per-channel affine + noise), on a 1/64 grid."""
+    org = rng.standard_normal(shape)
+    scale = rng.uniform(0.5, 2.0, shape[:-2] + (1, 1))
+    shift = rng.normal(0, 0.5, shape[:-2] + (1, 1))
+    aug = org * scale + shift + 0.3 * rng.standard_normal(shape)
+    return np.round(org * 64) / 64, np.round(aug * 64) / 64
+
+
+@gen("iadg.aiaw", "PyTorch (Float64): cov_settings.py accumulator + topk, Shader statistics pass, aiaw_loss.py")
+def aiaw(case, rng):
+    import torch
+    data = rng_for("iadg.aiaw", case["data_case"]) if "data_case" in case else rng
+    src = next(c for c in load_protocol("iadg.aiaw")["cases"] if c["name"] == case.get("data_case", case["name"]))
+    e, t, b, c, h, w = src["stats"] if "stats" in src else (0, 0) + tuple(src["loss_features"])
+    lb = src["loss_features"][0]
+    inputs = {}
+    if e:
+        so, sa = aiaw_features(data, (e, t, b, c, h, w))
+        if case["params"].get("mask_mode", 0) == 0:
+            inputs["stat_org"], inputs["stat_aug"] = so, sa
+    fo, fa = aiaw_features(data, (lb, c, h, w))
+    inputs["f_org"], inputs["f_aug"] = fo, fa
+    p = case["params"]
+    params = {
+        "ratio_real": np.float64(p.get("ratio_real", 3 / 1000)), "ratio_fake": np.float64(p.get("ratio_fake", 0.6 / 1000)),
+        "eps_stat": np.float64(1e-7), "eps_loss": np.float64(1e-5),
+        "accumulation": np.int64(p.get("accumulation", 0)), "statistic": np.int64(p.get("statistic", 0)),
+        "divisor": np.int64(p.get("divisor", 0)), "mask_mode": np.int64(p.get("mask_mode", 0)),
+    }
+    out = {}
+    if params["mask_mode"] == 0:
+        st = {cls: AIAWStatistics(torch, c, float(params["ratio_" + cls])) for cls in ("real", "fake")}
+        masks = {"real": [], "fake": []}
+        for ei in range(e):
+            if params["accumulation"] == 1:
+                for cls in st:
+                    st[cls].cov, st[cls].count = None, 0
+            for ti in range(t):
+                o, a = torch.tensor(so[ei, ti]), torch.tensor(sa[ei, ti])
+                half = int(b / 2)
+                for cls, sl in (("real", slice(0, half)), ("fake", slice(half, b))):
+                    st[cls].add(aiaw_class_statistic(torch, o[sl], a[sl], 1e-7, params["statistic"] == 1))
+            for cls in st:
+                masks[cls].append(st[cls].set_mask())
+        mask_real, mask_fake = masks["real"][-1], masks["fake"][-1]
+        out = {"cov_real": st["real"].cov.numpy(), "cov_fake": st["fake"].cov.numpy(),
+               "epoch_masks_real": torch.stack(masks["real"]).numpy().astype(np.int64),
+               "epoch_masks_fake": torch.stack(masks["fake"]).numpy().astype(np.int64)}
+    else:
+        mask_real = mask_fake = torch.ones(c, c, dtype=torch.float64).triu(diagonal=1)
+    out["mask_real"] = mask_real.numpy().astype(np.int64)
+    out["mask_fake"] = mask_fake.numpy().astype(np.int64)
+    out["num_sensitive_real"] = np.int64(mask_real.sum().item())
+    out["num_sensitive_fake"] = np.int64(mask_fake.sum().item())
+    own = params["divisor"] == 1
+
+    def fn(f_org, f_aug, **_):
+        lo = aiaw_loss_reference(torch, f_org, mask_real, mask_fake, 1e-5, own)
+        la = aiaw_loss_reference(torch, f_aug, mask_real, mask_fake, 1e-5, own)
+        return {"loss_org": lo, "loss_aug": la, "loss": lo + la}
+    d = torch_case(inputs, params, fn, ["f_org", "f_aug"], rng)
+    if not case.get("store_cov", True):
+        del out["cov_real"], out["cov_fake"]
+    d["outputs"].update(out)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
 
 LIBS = {"iadg.metrics": ("sklearn", "scipy")}
-COMPRESS_MIN = 20000  # datasets with more elements are written gzip-compressed (shuffle filter)
+COMPRESS_MIN = 512  # datasets with at least this many elements are written gzip-compressed (shuffle filter)
 
 
 def write_case(w, name, d):
