@@ -318,6 +318,87 @@ def aiaw(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# iadg.csa / iadg.fps — PyTorch, following models/framework.py CSA/CSABlock and utils/fps.py.
+
+def csa_layer_reference(torch, x, labels, w, pm_pos, ps_pos, pm_neg, ps_neg, eps):
+    """One CSA: detached statistics, per-sample Dirichlet weights times the category's prototypes, AdaIN."""
+    mu = torch.mean(x, dim=[2, 3], keepdim=True).detach()
+    var = torch.var(x, dim=[2, 3], keepdim=True).detach()
+    xn = (x - mu) / torch.sqrt(var + eps)
+    means, stds = [], []
+    for i in range(x.shape[0]):
+        pm, ps = (pm_pos, ps_pos) if int(labels[i]) == 0 else (pm_neg, ps_neg)
+        means.append(w[i].unsqueeze(dim=0) @ pm)
+        stds.append(w[i].unsqueeze(dim=0) @ ps)
+    nm, ns = torch.cat(means, dim=0), torch.cat(stds, dim=0)
+    return xn * ns.unsqueeze(2).unsqueeze(3) + nm.unsqueeze(2).unsqueeze(3), nm, ns
+
+
+def grid(a, q=256):
+    """Values on a 1/q grid: exact in binary and compressible, so large inputs stay small on disk."""
+    return np.round(np.asarray(a) * q) / q
+
+
+def csa_inputs(rng, shape, labels, styles, blocks):
+    b, c = shape[0], shape[1]
+    x = grid(rng.standard_normal(shape) * rng.uniform(0.5, 2.0, (b, c, 1, 1)) + rng.normal(0, 1, (b, c, 1, 1)))
+    weights = np.stack([rng.dirichlet(np.full(styles, 1.0 / styles), size=b) for _ in range(blocks)])
+    return {"x": x, "labels": np.array(labels, dtype=np.int64), "weights": weights,
+            "proto_mean_pos": grid(rng.normal(0, 1, (styles, c))), "proto_std_pos": grid(rng.uniform(0.3, 1.5, (styles, c))),
+            "proto_mean_neg": grid(rng.normal(0, 1, (styles, c))), "proto_std_neg": grid(rng.uniform(0.3, 1.5, (styles, c)))}
+
+
+@gen("iadg.csa", "PyTorch (Float64): CSA/CSABlock of models/framework.py; Dirichlet weights from NumPy")
+def csa(case, rng):
+    import torch
+    src = next(c for c in load_protocol("iadg.csa")["cases"] if c["name"] == case.get("data_case", case["name"]))
+    data = rng_for("iadg.csa", src["name"])
+    inputs = csa_inputs(data, tuple(src["shape"]), src["labels"], src["styles"], src["blocks"])
+    form = int(case["params"].get("form", 0))
+    params = {"eps": np.float64(1e-5), "form": np.int64(form)}
+
+    def fn(x, labels, weights, proto_mean_pos, proto_std_pos, proto_mean_neg, proto_std_neg, **_):
+        y, nms, nss = x, [], []
+        for k in range(weights.shape[0]):
+            out, nm, ns = csa_layer_reference(torch, y, labels, weights[k], proto_mean_pos, proto_std_pos,
+                                              proto_mean_neg, proto_std_neg, 1e-5)
+            y = y + out if form == 0 else out
+            nms.append(nm)
+            nss.append(ns)
+        return {"y": y, "new_mean": torch.stack(nms), "new_std": torch.stack(nss)}
+    return torch_case(inputs, params, fn, ["x"], rng)
+
+
+@gen("iadg.fps", "PyTorch (Float64): validate_for_prototype style statistics + utils/fps.py farthest_point_sample_tensor")
+def fps(case, rng):
+    import torch
+    f = grid(rng.standard_normal(case["shape"]) * rng.uniform(0.5, 2.0, tuple(case["shape"][:2]) + (1, 1))
+             + rng.normal(0, 1, tuple(case["shape"][:2]) + (1, 1)))
+    f = f * case.get("scale", 1.0)
+    p = case["params"]
+    L, start = int(p["num_styles"]), int(p["start"])
+    feats = torch.tensor(f)
+    mean = feats.mean(dim=[2, 3])
+    sig = (feats.var(dim=[2, 3]) + 1e-5).sqrt()
+    styles = torch.stack((mean, sig), dim=1).reshape(f.shape[0], -1)
+    n = styles.shape[0]
+    centroids = torch.zeros((L,), dtype=torch.long)
+    distance = torch.ones((n,), dtype=torch.float64) * 1e10
+    farthest = start
+    for i in range(L):
+        centroids[i] = farthest
+        d = torch.sum((styles - styles[farthest, :]) ** 2, dim=-1)
+        mask = d < distance
+        distance[mask] = d[mask]
+        farthest = torch.argmax(distance, dim=-1)
+    sel = styles[centroids].reshape(L, 2, -1)
+    return {"inputs": {"features": f},
+            "params": {"num_styles": np.int64(L), "start": np.int64(start), "eps": np.float64(1e-5)},
+            "outputs": {"styles": styles.numpy(), "indices": centroids.numpy().astype(np.int64),
+                        "distance": distance.numpy(), "proto_mean": sel[:, 0].numpy(), "proto_std": sel[:, 1].numpy()}}
+
+
+# ---------------------------------------------------------------------------------------------
 
 LIBS = {"iadg.metrics": ("sklearn", "scipy")}
 COMPRESS_MIN = 512  # datasets with at least this many elements are written gzip-compressed (shuffle filter)
