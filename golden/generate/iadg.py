@@ -399,6 +399,54 @@ def fps(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# iadg.dkg — PyTorch, following models/dkg_module.py DKGModule.forward.
+
+def dkg_reference(torch, x, conv_kernel_weight, conv_kernel_bias, conv_k_weight, conv_k_bias, conv_static_weight,
+                  conv_static_bias, fuse_weight, fuse_bias, k, padding, stride):
+    F = torch.nn.functional
+    n, c, h, w = x.shape
+    x1, x2 = x[:, :int(c / 2)], x[:, int(c / 2):]
+    g = F.adaptive_avg_pool2d(x1, 1)
+    kernel = F.conv2d(g.permute(0, 2, 1, 3).contiguous(), conv_kernel_weight, conv_kernel_bias).permute(0, 3, 2, 1)
+    outs, kernels = [], []
+    for i in range(n):
+        gk = F.conv2d(kernel[i:i + 1], conv_k_weight, conv_k_bias)
+        gk = gk.reshape(gk.size(2), gk.size(1), k, k)
+        kernels.append(gk.reshape(1, -1, k, k))
+        f_one = F.pad(x1[i:i + 1], (padding, padding, padding, padding), mode="constant", value=0)
+        outs.append(F.conv2d(f_one, gk, stride=stride, groups=int(c / 2)))
+    z_dyn = torch.cat(outs, dim=0)
+    z_sta = F.conv2d(x2, conv_static_weight, conv_static_bias, padding=1)
+    y = F.conv2d(torch.cat([z_dyn, z_sta], dim=1), fuse_weight, fuse_bias)
+    return {"y": y, "dynamic": z_dyn, "kernels": torch.cat(kernels, dim=0)}
+
+
+def conv_init(rng, out_c, in_c, kh, kw):
+    """Kaiming-normal-like weight (std √(2/fan_in)) and a uniform bias (PyTorch's default bound 1/√fan_in)."""
+    fan = in_c * kh * kw
+    return rng.normal(0, np.sqrt(2.0 / fan), (out_c, in_c, kh, kw)), rng.uniform(-1, 1, out_c) / np.sqrt(fan)
+
+
+@gen("iadg.dkg", "PyTorch (Float64): models/dkg_module.py DKGModule.forward")
+def dkg(case, rng):
+    import torch
+    n, c, h, w = case["x"]
+    p = case["params"]
+    k, pad, stride = int(p["k"]), int(p["padding"]), int(p["stride"])
+    x = rng.standard_normal((n, c, h, w)) + rng.normal(0, 1, (n, c, 1, 1))
+    ckw, ckb = conv_init(rng, k * k, 1, 1, 1)
+    kw, kb = conv_init(rng, 1, 1, 1, 1)
+    sw, sb = conv_init(rng, c // 2, c // 2, 3, 3)
+    fw, fb = conv_init(rng, case["planes"], c, 1, 1)
+    params = {"conv_kernel_weight": ckw, "conv_kernel_bias": ckb, "conv_k_weight": kw, "conv_k_bias": kb,
+              "conv_static_weight": sw, "conv_static_bias": sb, "fuse_weight": fw, "fuse_bias": fb,
+              "k": np.int64(k), "padding": np.int64(pad), "stride": np.int64(stride)}
+    names = ["x"] + [q for q in params if q not in ("k", "padding", "stride")]
+    return torch_case({"x": x}, params, lambda k, padding, stride, **t: dkg_reference(torch, k=int(k), padding=int(padding),
+                                                                                      stride=int(stride), **t), names, rng)
+
+
+# ---------------------------------------------------------------------------------------------
 
 LIBS = {"iadg.metrics": ("sklearn", "scipy")}
 COMPRESS_MIN = 512  # datasets with at least this many elements are written gzip-compressed (shuffle filter)
