@@ -7,4 +7,4 @@ import Ops
 import Tensor
 
 /// Every IADG protocol entry, registered by CertifyMethods.registerAll().
-public let iadgMethods: [Method] = [metricsMethod, aiawMethod, csaMethod, fpsMethod, dkgMethod]
+public let iadgMethods: [Method] = [metricsMethod, aiawMethod, csaMethod, fpsMethod, dkgMethod, networkMethod]

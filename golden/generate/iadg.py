@@ -447,6 +447,179 @@ def dkg(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# iadg.network — PyTorch, following models/framework.py, models/base_block.py and train.py's loss.
+
+def network_param_shapes(widths, in_channels=3):
+    """state_dict names and shapes of the Framework's learnable parameters (the unused DKG conv1 omitted)."""
+    inc, mid, dkg_out, block_out, c1, c2, c3, d1, d2 = widths
+    feat = 3 * block_out
+    shapes = {}
+
+    def conv(prefix, cin, cout):
+        shapes[prefix + ".conv.weight"] = (cout, cin, 3, 3)
+        shapes[prefix + ".conv.bias"] = (cout,)
+
+    def dkg(prefix, cin, cout):
+        shapes[prefix + ".conv_kernel.weight"] = (9, 1, 1, 1)
+        shapes[prefix + ".conv_kernel.bias"] = (9,)
+        shapes[prefix + ".conv_k.weight"] = (1, 1, 1, 1)
+        shapes[prefix + ".conv_k.bias"] = (1,)
+        shapes[prefix + ".conv_static.weight"] = (cin // 2, cin // 2, 3, 3)
+        shapes[prefix + ".conv_static.bias"] = (cin // 2,)
+        shapes[prefix + ".fuse.weight"] = (cout, cin, 1, 1)
+        shapes[prefix + ".fuse.bias"] = (cout,)
+
+    conv("FeatExtractor.inc", in_channels, inc)
+    cin = inc
+    for d in (1, 2, 3):
+        pre = f"FeatExtractor.down{d}"
+        conv(pre + ".conv_block1_gate", cin, mid)
+        dkg(pre + ".conv_block2_gate.conv", mid, dkg_out)
+        conv(pre + ".conv_block3_gate", dkg_out, block_out)
+        cin = block_out
+    conv("Classifier.conv_block1", feat, c1)
+    conv("Classifier.conv_block2", c1, c2)
+    conv("Classifier.conv_block3", c2, c3)
+    shapes["Classifier.fc.weight"] = (2, c3)
+    shapes["Classifier.fc.bias"] = (2,)
+    conv("DepthEstmator.conv_block1", feat, d1)
+    conv("DepthEstmator.conv_block2", d1, d2)
+    conv("DepthEstmator.conv_block3", d2, 1)
+    shapes["Shader.conv_final.0.weight"] = (feat, feat, 3, 3)
+    shapes["Shader.conv_final.1.weight"] = (feat,)
+    shapes["Shader.conv_final.1.bias"] = (feat,)
+    return shapes
+
+
+def network_reference(torch, P, x, labels, depth_gt, csa_weights, protos, mask_real, mask_fake, running_mean, running_var,
+                      loss_weights, form=0):
+    F = torch.nn.functional
+
+    def conv_block(h, pre):
+        return F.relu(F.instance_norm(F.conv2d(h, P[pre + ".conv.weight"], P[pre + ".conv.bias"], padding=1), eps=1e-5))
+
+    def dkg_block(h, pre):
+        t = {k: P[pre + ".conv." + k.replace("__", ".")] for k in
+             ("conv_kernel__weight", "conv_kernel__bias", "conv_k__weight", "conv_k__bias", "conv_static__weight",
+              "conv_static__bias", "fuse__weight", "fuse__bias")}
+        y = dkg_reference(torch, h, *t.values(), k=3, padding=1, stride=1)["y"]
+        return F.relu(F.instance_norm(y, eps=1e-5))
+
+    def basic(h, pre):
+        h = conv_block(h, pre + ".conv_block1_gate")
+        h = dkg_block(h, pre + ".conv_block2_gate")
+        return F.max_pool2d(conv_block(h, pre + ".conv_block3_gate"), 2)
+
+    x0 = conv_block(x, "FeatExtractor.inc")
+    x1 = basic(x0, "FeatExtractor.down1")
+    x2 = basic(x1, "FeatExtractor.down2")
+    x3 = basic(x2, "FeatExtractor.down3")
+    s = x3.shape[-1]
+    catfeat = torch.cat([F.adaptive_avg_pool2d(x1, s), F.adaptive_avg_pool2d(x2, s), x3], 1)
+
+    def classifier(f):
+        h = F.max_pool2d(conv_block(f, "Classifier.conv_block1"), 2)
+        h = F.max_pool2d(conv_block(h, "Classifier.conv_block2"), 2)
+        h = F.adaptive_avg_pool2d(conv_block(h, "Classifier.conv_block3"), 1)
+        return F.linear(h.view(h.size(0), -1), P["Classifier.fc.weight"], P["Classifier.fc.bias"])
+
+    def depth(f):
+        return conv_block(conv_block(conv_block(f, "DepthEstmator.conv_block1"), "DepthEstmator.conv_block2"),
+                          "DepthEstmator.conv_block3")
+
+    rm, rv = running_mean.clone(), running_var.clone()
+
+    def conv_final(f):
+        y = F.conv2d(f, P["Shader.conv_final.0.weight"], None, padding=1)
+        return F.batch_norm(y, rm, rv, P["Shader.conv_final.1.weight"], P["Shader.conv_final.1.bias"], training=True,
+                            momentum=0.1, eps=1e-5)
+
+    logits_org, depth_org = classifier(catfeat), depth(catfeat)
+    aug = catfeat
+    for k in range(csa_weights.shape[0]):
+        out, _, _ = csa_layer_reference(torch, aug, labels, csa_weights[k], *protos, 1e-5)
+        aug = aug + out if form == 0 else out
+    fea_aug = conv_final(aug)
+    fea_org = conv_final(catfeat)
+    logits_aug, depth_aug = classifier(fea_aug), depth(fea_aug)
+    ce, mse = torch.nn.CrossEntropyLoss(), torch.nn.MSELoss()
+    comp = {
+        "loss_cls": ce(logits_org, labels), "loss_depth": mse(depth_org.squeeze(), depth_gt),
+        "loss_cls_aug": ce(logits_aug, labels), "loss_depth_aug": mse(depth_aug.squeeze(), depth_gt),
+        "loss_aiaw_org": aiaw_loss_reference(torch, fea_org, mask_real, mask_fake, 1e-5, False),
+        "loss_aiaw_aug": aiaw_loss_reference(torch, fea_aug, mask_real, mask_fake, 1e-5, False),
+    }
+    w = loss_weights
+    loss = comp["loss_cls"] + comp["loss_depth"] * w[0]
+    loss = loss + comp["loss_cls_aug"] * w[1] + comp["loss_depth_aug"] * w[2]
+    loss = loss + comp["loss_aiaw_org"] * w[3] + comp["loss_aiaw_aug"] * w[4]
+    score = torch.softmax(logits_org, dim=1)[:, 0] + depth_org.reshape(x.shape[0], -1).mean(dim=1)
+    return loss, comp, {"logits_org": logits_org, "depth_org": depth_org, "logits_aug": logits_aug, "depth_aug": depth_aug,
+                        "catfeat": catfeat, "scores": score, "bn_running_mean": rm, "bn_running_var": rv}
+
+
+def random_upper_mask(rng, c, k):
+    iu = np.triu_indices(c, 1)
+    pick = rng.choice(len(iu[0]), size=k, replace=False)
+    m = np.zeros((c, c))
+    m[iu[0][pick], iu[1][pick]] = 1
+    return m
+
+
+@gen("iadg.network", "PyTorch (Float64): models/framework.py Framework (train mode, apply_shade, apply_wt) + train.py loss")
+def network(case, rng):
+    import torch
+    widths = list(case["widths"])
+    n_real, n_fake, size = case["n_real"], case["n_fake"], case["image_size"]
+    b = n_real + n_fake
+    feat = 3 * widths[3]
+    shapes = network_param_shapes(widths)
+    params = {}
+    for name, shp in shapes.items():
+        if name.endswith("conv_final.1.weight"):
+            params[name] = grid(rng.uniform(0.02, 1.0, shp), 4096)
+        elif name.endswith("conv_final.1.bias"):
+            params[name] = grid(rng.normal(0, 0.1, shp), 4096)
+        elif name.endswith(".weight") and len(shp) == 4:
+            params[name] = grid(rng.normal(0, np.sqrt(2.0 / np.prod(shp[1:])), shp), 4096)
+        elif name.endswith(".weight"):
+            params[name] = grid(rng.uniform(-1, 1, shp) / np.sqrt(shp[1]), 4096)
+        else:
+            fan = np.prod(shapes[name[:-len("bias")] + "weight"][1:])
+            params[name] = grid(rng.uniform(-1, 1, shp) / np.sqrt(fan), 4096)
+    L = case["styles"]
+    labels = np.r_[np.zeros(n_real, dtype=np.int64), np.ones(n_fake, dtype=np.int64)]
+    depth_gt = np.r_[grid(rng.uniform(0, 1, (n_real, size // 8, size // 8))), np.zeros((n_fake, size // 8, size // 8))]
+    inputs = {
+        "x": grid(rng.uniform(-1, 1, (b, 3, size, size)), 128), "labels": labels, "depth_gt": depth_gt,
+        "csa_weights": np.stack([rng.dirichlet(np.full(L, 1.0 / L), size=b) for _ in range(2)]),
+        "proto_mean_pos": grid(rng.uniform(0, 1, (L, feat))), "proto_std_pos": grid(rng.uniform(0.05, 0.6, (L, feat))),
+        "proto_mean_neg": grid(rng.uniform(0, 1, (L, feat))), "proto_std_neg": grid(rng.uniform(0.05, 0.6, (L, feat))),
+        "mask_real": random_upper_mask(rng, feat, case["k_real"]), "mask_fake": random_upper_mask(rng, feat, case["k_fake"]),
+        "bn_running_mean": np.zeros(feat), "bn_running_var": np.ones(feat),
+    }
+    lw = [0.1, 1.0, 0.1, 1.0, 1.0]
+    allp = {**params, "widths": np.array(widths, dtype=np.int64), "csa_form": np.int64(case.get("csa_form", 0)),
+            "w_depth": np.float64(lw[0]), "w_cls_aug": np.float64(lw[1]), "w_depth_aug": np.float64(lw[2]),
+            "w_aiaw_org": np.float64(lw[3]), "w_aiaw_aug": np.float64(lw[4])}
+    T = {k: torch.tensor(v, requires_grad=(k in case["grads"])) for k, v in params.items()}
+    xt = torch.tensor(inputs["x"], requires_grad=True)  # the x gradient is stored only when the case lists it
+    loss, comp, extra = network_reference(
+        torch, T, xt, torch.tensor(labels), torch.tensor(depth_gt), torch.tensor(inputs["csa_weights"]),
+        [torch.tensor(inputs[k]) for k in ("proto_mean_pos", "proto_std_pos", "proto_mean_neg", "proto_std_neg")],
+        torch.tensor(inputs["mask_real"]), torch.tensor(inputs["mask_fake"]), torch.tensor(inputs["bn_running_mean"]),
+        torch.tensor(inputs["bn_running_var"]), lw, int(case.get("csa_form", 0)))
+    wrt = [xt] + [T[k] for k in case["grads"] if k != "x"]
+    gs = torch.autograd.grad(loss, wrt)
+    grads = {"x": gs[0].numpy()} if "x" in case["grads"] else {}
+    grads.update({k: g.numpy() for k, g in zip([k for k in case["grads"] if k != "x"], gs[1:])})
+    outputs = {"loss": loss.detach().numpy()}
+    outputs.update({k: v.detach().numpy() for k, v in comp.items()})
+    outputs.update({k: v.detach().numpy() for k, v in extra.items()})
+    return {"inputs": inputs, "params": allp, "outputs": outputs, "cotangents": {"loss": np.float64(1.0)}, "grads": grads}
+
+
+# ---------------------------------------------------------------------------------------------
 
 LIBS = {"iadg.metrics": ("sklearn", "scipy")}
 COMPRESS_MIN = 512  # datasets with at least this many elements are written gzip-compressed (shuffle filter)
