@@ -90,11 +90,23 @@ public struct IADGNetwork {
         try convBlock(try convBlock(try convBlock(f, "DepthEstmator.conv_block1"), "DepthEstmator.conv_block2"), "DepthEstmator.conv_block3")
     }
 
-    /// conv_final: conv3x3 (no bias) + BatchNorm2d in train mode; returns the updated running statistics.
-    public func convFinal(_ f: Var, runningMean: Tensor, runningVar: Tensor) throws -> BatchNormOutput {
+    /// conv_final: conv3x3 (no bias) + BatchNorm2d, in train mode (batch statistics; returns the updated
+    /// running statistics) or eval mode (running statistics, as in the statistics pass).
+    public func convFinal(_ f: Var, runningMean: Tensor, runningVar: Tensor, training: Bool = true) throws -> BatchNormOutput {
         let y = try conv2d(f, weight: param("Shader.conv_final.0.weight"), bias: nil, padding: [1, 1])
         return try batchNorm(y, runningMean: runningMean, runningVar: runningVar, weight: param("Shader.conv_final.1.weight"),
-                             bias: param("Shader.conv_final.1.bias"), training: true, momentum: bnMomentum, eps: bnEps)
+                             bias: param("Shader.conv_final.1.bias"), training: training, momentum: bnMomentum, eps: bnEps)
+    }
+
+    /// The statistics pass of one mixed batch (Shader.forward with cal_covstat, model.eval()): the org and
+    /// aug views through conv_final with BN in EVAL mode (running statistics), no gradient needed.
+    public func statisticsViews(x: Tensor, labels: [Int], csaWeights: [Tensor], prototypes: StylePrototypes,
+                                runningMean: Tensor, runningVar: Tensor, csaForm: CSAForm = .officialCode) throws -> (org: Tensor, aug: Tensor) {
+        let tape = try param("FeatExtractor.inc.conv.weight").tape
+        let catfeat = try features(tape.constant(x))
+        let org = try convFinal(catfeat, runningMean: runningMean, runningVar: runningVar, training: false).y
+        let aug = try CSA.stack(catfeat, labels: labels, weights: csaWeights, prototypes: prototypes, form: csaForm).y
+        return (org.value, try convFinal(aug, runningMean: runningMean, runningVar: runningVar, training: false).y.value)
     }
 
     /// The frame score of the evaluation: softmax(logits)[:, 0] + mean(depth map).
