@@ -135,14 +135,17 @@ let aiawProperties: [Property] = [
         let c = 4 + rng.int(below: 10), b = 2 * (1 + rng.int(below: 3))
         let shape = [1, 1 + rng.int(below: 3), b, c, 2, 1 + rng.int(below: 3)]
         let org = rng.normalTensor(shape), aug = try org * rng.uniform(0.5, 2) + rng.normalTensor(shape)
-        let ratio = rng.uniform(0.02, 0.4)
-        let r = try AIAW.statisticsPasses(org: org, aug: aug, ratioReal: ratio, ratioFake: ratio / 3 + 1.0 / Double(c * c))
-        for (m, k, name) in [(r.masksReal[0], AIAW.numSensitive(ratio: ratio, dim: c), "real"),
-                             (r.masksFake[0], AIAW.numSensitive(ratio: ratio / 3 + 1.0 / Double(c * c), dim: c), "fake")] {
+        // ratios from whole k's (k + ½)/C², so that int(ratio·C²) = k without rounding doubts
+        let tri = c * (c - 1) / 2
+        let kr = 1 + rng.int(below: tri), kf = 1 + rng.int(below: Swift.max(1, kr / 3))
+        let (rr, rf) = ((Double(kr) + 0.5) / Double(c * c), (Double(kf) + 0.5) / Double(c * c))
+        let r = try AIAW.statisticsPasses(org: org, aug: aug, ratioReal: rr, ratioFake: rf)
+        for (m, k, name) in [(r.masksReal[0], kr, "real"), (r.masksFake[0], kf, "fake")] {
+            try require(AIAW.numSensitive(ratio: name == "real" ? rr : rf, dim: c) == k, "int(ratio·C²) ≠ \(k)")
             try require(m.sumAll == Double(k), "\(name) mask has \(m.sumAll) entries, expected \(k)")
             for i in 0..<c { for j in 0...i { try require(m.data[i * c + j] == 0, "\(name) mask selects (\(i), \(j)) on/below the diagonal") } }
         }
-        let scaled = try AIAW.topkMask(r.real.cov!.map { $0 * 7.25 }, k: AIAW.numSensitive(ratio: ratio, dim: c))
+        let scaled = try AIAW.topkMask(r.real.cov!.map { $0 * 7.25 }, k: kr)
         try require(scaled == r.masksReal[0], "scaling the statistic by 7.25 changed the mask")
     },
     Property("gradient_closed_form") { rng in

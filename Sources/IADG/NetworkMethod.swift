@@ -129,14 +129,19 @@ let networkProperties: [Property] = [
         let t = Tape()
         let leaf = t.leaf(p[name]!)
         let g = try t.gradients(of: try loss(p, t, leaf), wrt: [leaf])[0]
-        let u = rng.normalTensor(p[name]!.shape)
-        let h = 1e-6
-        var pp = p, pm = p
-        pp[name] = try p[name]! + u * h
-        pm[name] = try p[name]! + u * (-h)
-        let fd = (try loss(pp, Tape()).value.data[0] - loss(pm, Tape()).value.data[0]) / (2 * h)
+        var u = rng.normalTensor(p[name]!.shape)
+        u = u * (1 / (try u.dot(u)).squareRoot())
+        func fd(_ h: Double) throws -> Double {
+            var pp = p, pm = p
+            pp[name] = try p[name]! + u * h
+            pm[name] = try p[name]! + u * (-h)
+            return (try loss(pp, Tape()).value.data[0] - loss(pm, Tape()).value.data[0]) / (2 * h)
+        }
+        let (f1, f2) = (try fd(1e-6), try fd(2.5e-7))
         let an = try g.dot(u)
-        try require(Swift.abs(fd - an) <= 1e-5 + 1e-4 * Swift.abs(an), "\(name): FD \(fd) vs tape \(an)")
+        // a ReLU / max-pool kink inside the step shows as disagreeing step sizes: that draw says nothing
+        guard Swift.abs(f1 - f2) <= 1e-6 * Swift.max(1, Swift.abs(an)) else { return }
+        try require(Swift.abs(f1 - an) <= 1e-6 + 1e-5 * Swift.abs(an), "\(name): FD \(f1) vs tape \(an)")
     },
     Property("instance_norm_invariance") { rng in
         // a conv block's output: IN(α·y + β) = IN(y)·r with r = α√((σ²+ε)/(α²σ²+ε)); the gradient of a bias before IN is ~0
