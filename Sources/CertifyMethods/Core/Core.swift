@@ -2,4 +2,4 @@
 
 import Certification
 
-let coreMethods: [Method] = [matmulMethod, softmaxMethod] + convGroupMethods + normGroupMethods + graphGroupMethods
+let coreMethods: [Method] = [matmulMethod, softmaxMethod] + convGroupMethods + normGroupMethods + graphGroupMethods + shapeOpMethods
