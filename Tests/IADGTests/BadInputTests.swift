@@ -125,6 +125,8 @@ private func expectShapeError(_ op: String, mentions: [String] = [], _ body: () 
         data.inputs["labels"] = Tensor([0, 1])
         data.params["first_threshold"] = Tensor(scalar: 7)
         let m = try Registry.shared.method("iadg.metrics")
-        #expect(throws: ShapeError.self) { _ = try m.evaluate(data, wrt: []) }
+        // Through the registry an op's error also names the file and the case.
+        let e = #expect(throws: InputError.self) { _ = try m.evaluate(data, wrt: []) }
+        #expect(e?.file == "mine.h5" && e?.description.contains("first_threshold must be 0 (+inf) or 1 (max+1), found 7") == true)
     }
 }
