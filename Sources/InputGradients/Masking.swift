@@ -151,8 +151,8 @@ let masksMethod = Method("input_gradients.masks", properties: [
     },
     Property("kept_values_unchanged") { rng in
         let (n, d) = (1 + rng.int(below: 3), 2 + rng.int(below: 40))
-        // x drawn from a small lattice so that some values equal the fill value
-        let x = Tensor(unchecked: [n, d], (0..<(n * d)).map { _ in Double(rng.int(below: 5)) - 2 })
+        // some values on a small lattice (so that some equal the fill value), the rest continuous
+        let x = Tensor(unchecked: [n, d], (0..<(n * d)).map { _ in rng.bernoulli(0.4) ? Double(rng.int(below: 5)) - 2 : rng.normal() })
         let a = rng.normalTensor([n, d])
         let k = rng.uniform(0.05, 1), fill = 0.0
         let r = try AttributionMasking.unmask(x: x, attributions: a, k: k, keep: rng.bernoulli(0.5) ? .top : .bottom, fill: fill)
@@ -235,8 +235,14 @@ let localizationMethod = Method("input_gradients.localization", properties: [
         let (n, r, c) = (1 + rng.int(below: 4), 2 + rng.int(below: 6), 2 + rng.int(below: 6))
         let top = (0..<n).map { _ in rng.bernoulli(0.5) }
         let null = BlockMNIST.nullMask(signalTop: top, rows: r, cols: c)
-        // |A| > 0 exactly on the signal block
-        let a = Tensor(unchecked: null.shape, null.data.map { $0 == 1 ? 0 : 0.1 + rng.uniform() })
+        // |A| > 0 exactly on the signal block (rows 0..<r when the signal is on top), built from the
+        // placements directly rather than from nullMask
+        var ad = [Double](repeating: 0, count: n * 2 * r * c)
+        for i in 0..<n {
+            let rowsWithSignal = top[i] ? 0..<r : r..<(2 * r)
+            for row in rowsWithSignal { for col in 0..<c { ad[(i * 2 * r + row) * c + col] = 0.1 + rng.uniform() } }
+        }
+        let a = Tensor(unchecked: null.shape, ad)
         let k = rng.uniform(0.01, 0.5)
         let res = try Localization.measure(attributions: a, nullMask: null, k: k)
         try require(res.nullFraction.allSatisfy { $0 == 0 } && res.nullMassShare.allSatisfy { $0 == 0 },

@@ -150,6 +150,167 @@ def diffroar(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# attributions and PGD (PyTorch autograd, Float64, functional MLP)
+
+def mlp_params(rng, D, hidden, classes):
+    """PyTorch-default-scale fixed weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    sizes = [D] + list(hidden) + [classes]
+    params = {}
+    for l in range(len(sizes) - 1):
+        b = 1.0 / np.sqrt(sizes[l])
+        params[f"fc{l + 1}.weight"] = rng.uniform(-b, b, size=(sizes[l + 1], sizes[l]))
+        params[f"fc{l + 1}.bias"] = rng.uniform(-b, b, size=(sizes[l + 1],))
+    return params
+
+
+def mlp_forward(t, x):
+    h = x.reshape(x.shape[0], -1)
+    layers = sum(1 for k in t if k.endswith(".weight") and k.startswith("fc"))
+    for l in range(1, layers + 1):
+        h = F.linear(h, t[f"fc{l}.weight"], t[f"fc{l}.bias"])
+        if l < layers:
+            h = torch.relu(h)
+    return h
+
+
+def target_sum(t, x, y, target):
+    out = mlp_forward(t, x)
+    yt = torch.tensor(y, dtype=torch.long)
+    if target == "logit":
+        return out.gather(1, yt.reshape(-1, 1)).sum()
+    if target == "softmax":
+        return F.softmax(out, dim=1).gather(1, yt.reshape(-1, 1)).sum()
+    if target == "loss":
+        return F.cross_entropy(out, yt, reduction="sum")
+    raise ValueError(target)
+
+
+def input_grad(t, x, y, target):
+    xg = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(target_sum(t, xg, y, target), xg)
+    return g
+
+
+@op("input_gradients.attributions")
+def attributions(case, rng):
+    xs = shp(case, "x")
+    n = xs[0]
+    D = int(np.prod(xs[1:]))
+    classes = int(opt(case, "classes"))
+    params = mlp_params(rng, D, opt(case, "hidden"), classes)
+    x = rng.standard_normal(xs)
+    y = rng.integers(0, classes, size=n).astype(np.int64)
+    method, target = par(case, "method"), par(case, "target")
+    inputs = {"x": x, "y": y}
+    if method == "smoothgrad":
+        inputs["noise"] = 0.15 * (x.reshape(n, -1).max(1) - x.reshape(n, -1).min(1)).reshape((1, n) + (1,) * (len(xs) - 1)) \
+            * rng.standard_normal(shp(case, "noise"))
+    if method == "integrated_gradients":
+        inputs["baseline"] = np.zeros(xs) if opt(case, "zero_baseline") else 0.5 * rng.standard_normal(xs)
+    if method == "random":
+        inputs["random"] = rng.standard_normal(xs)
+    steps = int(case["params"].get("steps", 0))
+    p = {**params, "method": method, "target": target}
+    if method == "integrated_gradients":
+        p["steps"] = np.int64(steps)
+
+    def fn(**t):
+        xt = t["x"]
+        if method == "gradient":
+            a = input_grad(t, xt, y, target)
+        elif method == "gradient_x_input":
+            a = xt * input_grad(t, xt, y, target)
+        elif method == "smoothgrad":
+            noise = t["noise"]
+            a = sum(input_grad(t, xt + noise[s], y, target) for s in range(noise.shape[0])) / noise.shape[0]
+        elif method == "integrated_gradients":
+            base = t["baseline"]
+            acc = sum(input_grad(t, base + (j / steps) * (xt - base), y, target) for j in range(1, steps + 1))
+            a = (xt - base) * (acc / steps)
+        elif method == "random":
+            a = t["random"]
+        else:
+            raise ValueError(method)
+        return {"attributions": a}
+    return inputs, p, fn, []
+
+
+def pgd_reference(t, x, y, norm, eps, lr, iters, rand_eps, lo, hi, noise, scaling):
+    """The step rules of ptb_utils.PGD_Attack ('untargeted', minimal=False), starts given."""
+    yt = torch.tensor(y, dtype=torch.long)
+    if eps == 0.0:
+        return torch.zeros_like(x), None
+
+    def norms(v):
+        return v.reshape(v.shape[0], -1).norm(dim=1).reshape((-1,) + (1,) * (v.dim() - 1))
+
+    paths, best, best_loss = [], None, None
+    for r in range(noise.shape[0]):
+        if norm == "linf":
+            delta = noise[r].clone()
+        else:
+            u = noise[r]
+            delta = float(scaling[r]) * (rand_eps * u / (norms(u) + 1e-15))
+        path = [delta.clone()]
+        for _ in range(iters):
+            d = delta.detach().clone().requires_grad_(True)
+            L = -1 * F.cross_entropy(mlp_forward(t, x + d), yt)
+            (g,) = torch.autograd.grad(L, d)
+            if norm == "linf":
+                delta = (d.detach() - lr * g.sign()).clamp(-eps, eps)
+            else:
+                g = g / (norms(g) + 1e-15)
+                delta = d.detach() - lr * g
+                delta = eps * delta / norms(delta).clamp(min=eps)
+            delta = torch.max(lo - x, torch.min(hi - x, delta))
+            path.append(delta.clone())
+        paths.append(torch.stack(path))
+        with torch.no_grad():
+            loss = F.cross_entropy(mlp_forward(t, x + delta), yt, reduction="none")
+        if best is None:
+            best, best_loss = delta.clone(), loss
+        else:
+            flag = loss >= best_loss
+            best[flag] = delta[flag]
+            best_loss = torch.max(best_loss, loss)
+    return best, torch.stack(paths)
+
+
+@op("input_gradients.pgd")
+def pgd(case, rng):
+    n, D = shp(case, "x")
+    classes = int(opt(case, "classes"))
+    R = int(opt(case, "restarts"))
+    params = mlp_params(rng, D, opt(case, "hidden"), classes)
+    p = case["params"]
+    if opt(case, "synthetic"):
+        y = rng.integers(0, 2, size=n).astype(np.int64)
+        x = np.zeros((n, D))
+        x[np.arange(n), rng.integers(0, D, size=n)] = 2.0 * y - 1.0
+    elif opt(case, "unit_box"):
+        x = rng.uniform(0.0, 1.0, size=(n, D))
+        y = rng.integers(0, classes, size=n).astype(np.int64)
+    else:
+        x = rng.standard_normal((n, D))
+        y = rng.integers(0, classes, size=n).astype(np.int64)
+    rand_eps = float(p["rand_eps"])
+    noise = rng.uniform(-rand_eps, rand_eps, size=(R, n, D)) if rand_eps > 0 else np.zeros((R, n, D))
+    scaling = rng.uniform(0.0, 1.0, size=R)
+    prm = {**params, "norm": p["norm"], "eps": np.float64(p["eps"]), "step_size": np.float64(p["step_size"]),
+           "iterations": np.int64(p["iterations"]), "rand_eps": np.float64(rand_eps),
+           "lower": np.float64(p["lower"]), "upper": np.float64(p["upper"])}
+
+    def fn(**t):
+        delta, paths = pgd_reference(t, t["x"], y, p["norm"], float(p["eps"]), float(p["step_size"]), int(p["iterations"]),
+                                     rand_eps, float(p["lower"]), float(p["upper"]), t["noise"], scaling)
+        out = {"delta": delta}
+        if paths is not None:
+            out["path"] = paths
+        return out
+    return {"x": x, "y": y, "noise": noise, "scaling": scaling}, prm, fn, []
+
+
+# ---------------------------------------------------------------------------------------------
 # driver
 
 def generate(pid, out_root):
