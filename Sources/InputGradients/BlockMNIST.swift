@@ -12,6 +12,7 @@
 
 import Certification
 import Foundation
+import HDF5
 import Tensor
 
 public struct BlockMNIST: Sendable, Equatable {
@@ -220,4 +221,83 @@ let blockMNISTMethod = Method("input_gradients.blockmnist", properties: [
     let images = try BlockMNIST.compose(signal: signal, signalTop: top, null: null)
     return ["images": ctx.constant(images), "null_block": ctx.constant(null),
             "null_mask": ctx.constant(BlockMNIST.nullMask(signalTop: top, rows: signal.shape[1], cols: signal.shape[2]))]
+}
+
+// MARK: - HDF5 export
+
+/// Writes BlockMNIST train and test splits to one HDF5 file, atomically (a temporary name renamed at
+/// the end, so a failure never leaves a partial file). Layout:
+///   /train/images [n, 2R, C] (uint8 pixel values, or float32 in [0, 1]), /train/labels int64,
+///   /train/signal_top uint8 (1 = signal block on top), /train/source_index int64 (row of the source
+///   IDX file); the same under /test; /null_block [R, C] float64; attributes with every setting.
+public enum BlockMNISTExport {
+    public enum PixelType: String, Sendable, CaseIterable { case uint8, float32 }
+
+    public static func write(_ cfg: BlockMNIST, train: BlockMNIST.Split, test: BlockMNIST.Split, sourceDescription: String,
+                             pixelType: PixelType, to path: String) throws {
+        let r = train.images.shape[1] / 2, c = train.images.shape[2]
+        let null = try cfg.nullBlock(rows: r, cols: c)
+        if pixelType == .uint8 {
+            for v in null.data where (v * 255).rounded() != v * 255 || v < 0 || v > 1 {
+                throw InputError(file: path, object: "/null_block", "null value \(v) is not a multiple of 1/255 in [0, 1]; export with float32 pixels")
+            }
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
+        do {
+            let f = try File.create(tmp)
+            let a = f.attributes
+            try a.write("dataset", .string(cfg.placement == .top ? "BlockMNIST-Top" : "BlockMNIST"))
+            try a.write("generator", .string("certify blockmnist export (Certify InputGradients.BlockMNIST)"))
+            try a.write("source", .string(sourceDescription))
+            try a.write("seed", .int(Int64(bitPattern: cfg.seed)))
+            try a.write("placement", .string(cfg.placement.rawValue))
+            try a.write("classes", .ints((cfg.classes ?? Array(0..<10)).map(Int64.init)))
+            try a.write("classes_relabelled", .int(cfg.classes == nil ? 0 : 1))
+            try a.write("null_pattern", .string("square outline rows/cols \(cfg.nullFirst)..\(cfg.nullLast), thickness \(cfg.nullThickness), value \(cfg.nullValue)"))
+            try a.write("pixel_scale", .double(pixelType == .uint8 ? 1.0 / 255.0 : 1.0))
+            try a.write("layout", .string("images [n, 2R, C]: rows 0..<R are the top block; signal_top = 1 when the signal (source image) is the top block"))
+            try f.root.write("null_block", .float64(null.data), shape: null.shape)
+            for (name, s) in [("train", train), ("test", test)] {
+                let pixels: ArrayData = pixelType == .uint8
+                    ? .uint8(s.images.data.map { UInt8(($0 * 255).rounded()) })
+                    : .float32(s.images.data.map { Float($0) })
+                try f.root.write("\(name)/images", pixels, shape: s.images.shape, chunkRows: 256)
+                try f.root.write("\(name)/labels", .int64(s.labels.map(Int64.init)), shape: [s.labels.count])
+                try f.root.write("\(name)/signal_top", .uint8(s.signalTop.map { $0 ? 1 : 0 }), shape: [s.labels.count])
+                try f.root.write("\(name)/source_index", .int64(s.sourceIndex.map(Int64.init)), shape: [s.labels.count])
+            }
+            try f.flush()
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        if FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
+        do { try FileManager.default.moveItem(atPath: tmp, toPath: path) } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw InputError(file: path, object: "", "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    /// Reads a split back (images scaled to [0, 1] as Float64).
+    public static func read(_ path: String, split: String) throws -> (split: BlockMNIST.Split, pixelScale: Double) {
+        let f = try File.open(path)
+        guard f.root.isDataset("\(split)/images") else {
+            throw InputError(file: path, object: "/\(split)/images", "missing dataset (not a BlockMNIST export?)")
+        }
+        let scale = f.attributes["pixel_scale"]?.doubleValue ?? 1
+        let ids = try f.dataset("\(split)/images")
+        let shape = try ids.shape
+        guard shape.count == 3, shape[1] % 2 == 0 else {
+            throw InputError(file: path, object: "/\(split)/images", "expected [n, 2R, C], found \(shape)")
+        }
+        let images = Tensor(unchecked: shape, try ids.readDoubles().map { $0 * scale })
+        let labels = try f.dataset("\(split)/labels").readDoubles().map { Int($0) }
+        let top = try f.dataset("\(split)/signal_top").readDoubles().map { $0 != 0 }
+        let src = f.root.isDataset("\(split)/source_index") ? try f.dataset("\(split)/source_index").readDoubles().map { Int($0) } : Array(0..<labels.count)
+        guard labels.count == shape[0], top.count == shape[0] else {
+            throw InputError(file: path, object: "/\(split)", "\(labels.count) labels and \(top.count) placements for \(shape[0]) images")
+        }
+        return (BlockMNIST.Split(images: images, labels: labels, signalTop: top, sourceIndex: src), scale)
+    }
 }

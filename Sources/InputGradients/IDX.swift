@@ -136,6 +136,11 @@ public enum IDX {
             }
             for j in stride(from: array.type.byteWidth - 1, through: 0, by: -1) { bytes.append(UInt8((u >> (8 * UInt64(j))) & 0xff)) }
         }
+        try writeBytes(bytes, to: path, compressed: compressed)
+    }
+
+    /// Writes bytes as they are, or gzip-compressed.
+    static func writeBytes(_ bytes: [UInt8], to path: String, compressed: Bool) throws {
         if compressed {
             guard let gz = gzopen(path, "wb") else { throw InputError(file: path, object: "IDX file", "cannot open for writing") }
             let n = bytes.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
