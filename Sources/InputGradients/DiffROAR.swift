@@ -86,10 +86,12 @@ public enum DiffROAR {
     }
 
     /// Retrains `learner` on top-k-kept and bottom-k-kept data for each k and seed. `fill` is the
-    /// masking value (the code: the mean of the whole training tensor). `progress` is told each run.
+    /// masking value (the code: the mean of the whole training tensor). The 2 × seeds runs of one k
+    /// run `jobs` at a time; each run's seed fixes its result, so the order of execution does not
+    /// matter. `progress` is told each finished run (from any thread, serialised).
     public static func evaluate(train: AttributedSplit, test: AttributedSplit, ks: [Double], seeds: [UInt64],
-                                fill: Double, learner: some DiffROARLearner,
-                                progress: (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
+                                fill: Double, learner: some DiffROARLearner, jobs: Int = 1,
+                                progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
         guard train.x.shape == train.attributions.shape else {
             throw ShapeError("DiffROAR", "train attributions \(train.attributions.shape) do not match the train data \(train.x.shape)")
         }
@@ -102,25 +104,67 @@ public enum DiffROAR {
         let testOrders = try AttributionMasking.priorityOrders(test.attributions)
         var points: [DiffROARPoint] = []
         let total = ks.count * 2 * seeds.count
-        var done = 0
+        let counter = RunCounter()
         for k in ks {
-            var acc: [KeptCoordinates: [Double]] = [:]
-            for keep in KeptCoordinates.allCases {
-                let tr = try AttributionMasking.unmask(x: train.x, orders: trainOrders, k: k, keep: keep, fill: fill).masked
-                let te = try AttributionMasking.unmask(x: test.x, orders: testOrders, k: k, keep: keep, fill: fill).masked
-                for s in seeds {
-                    let a = try learner.fitAndScore(trainX: tr, trainY: train.y, testX: te, testY: test.y, seed: s)
-                    acc[keep, default: []].append(a)
-                    done += 1
-                    progress(String(format: "k = %.2f, keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, keep.rawValue, s, a, done, total))
-                }
+            let arms = KeptCoordinates.allCases
+            let sets: [(Tensor, Tensor)] = try arms.map { keep in
+                (try AttributionMasking.unmask(x: train.x, orders: trainOrders, k: k, keep: keep, fill: fill).masked,
+                 try AttributionMasking.unmask(x: test.x, orders: testOrders, k: k, keep: keep, fill: fill).masked)
             }
-            let agg = try aggregate(topKept: acc[.top]!, bottomKept: acc[.bottom]!)
-            points.append(DiffROARPoint(k: k, accTopKept: acc[.top]!, accBottomKept: acc[.bottom]!,
-                                        diffs: agg.diffs, mean: agg.mean, std: agg.std))
+            let runs = arms.indices.flatMap { a in seeds.map { (a, $0) } }
+            let acc = try parallelMap(runs, jobs: jobs) { run in
+                let (a, s) = run
+                let r = try learner.fitAndScore(trainX: sets[a].0, trainY: train.y, testX: sets[a].1, testY: test.y, seed: s)
+                let done = counter.increment()
+                progress(String(format: "k = %.2f, keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, arms[a].rawValue, s, r, done, total))
+                return r
+            }
+            let top = Array(acc[0..<seeds.count]), bottom = Array(acc[seeds.count...])
+            let agg = try aggregate(topKept: top, bottomKept: bottom)
+            points.append(DiffROARPoint(k: k, accTopKept: top, accBottomKept: bottom, diffs: agg.diffs, mean: agg.mean, std: agg.std))
         }
         return points
     }
+}
+
+/// A thread-safe counter for progress messages.
+final class RunCounter: @unchecked Sendable {
+    private var n = 0
+    private let lock = NSLock()
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        n += 1
+        return n
+    }
+}
+
+final class ParallelBox<R>: @unchecked Sendable {
+    var results: [Result<R, Error>?]
+    var next = 0
+    let lock = NSLock()
+    init(_ n: Int) { results = Array(repeating: nil, count: n) }
+}
+
+/// Maps `f` over `items` with at most `jobs` concurrent calls; results in input order; the first
+/// error (in input order) is rethrown.
+public func parallelMap<T: Sendable, R: Sendable>(_ items: [T], jobs: Int, _ f: @escaping @Sendable (T) throws -> R) throws -> [R] {
+    if jobs <= 1 || items.count <= 1 { return try items.map(f) }
+    let box = ParallelBox<R>(items.count)
+    DispatchQueue.concurrentPerform(iterations: Swift.min(jobs, items.count)) { _ in
+        while true {
+            box.lock.lock()
+            let i = box.next
+            box.next += 1
+            box.lock.unlock()
+            if i >= items.count { return }
+            let r = Result { try f(items[i]) }
+            box.lock.lock()
+            box.results[i] = r
+            box.lock.unlock()
+        }
+    }
+    return try box.results.map { try $0!.get() }
 }
 
 // MARK: - Protocol entry
