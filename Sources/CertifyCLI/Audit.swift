@@ -158,27 +158,8 @@ struct Audit: ParsableCommand {
     func scoreUserAttributions(_ path: String, data: String, log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
         let (train, _) = try BlockMNISTExport.read(data, split: "train")
         let (test, _) = try BlockMNISTExport.read(data, split: "test")
-        func attributions(_ split: String, _ s: BlockMNIST.Split) throws -> Tensor {
-            let f = try File.open(path)
-            let object = "/\(split)/attributions"
-            guard f.root.isDataset("\(split)/attributions") else {
-                throw InputError(file: path, object: object, "missing dataset; expected float of shape \(s.images.shape) (the export's /\(split)/images)")
-            }
-            let ds = try f.dataset("\(split)/attributions")
-            let shape = try ds.shape
-            guard shape == s.images.shape else {
-                throw InputError(file: path, object: object, "shape \(shape) does not match the data set's /\(split)/images \(s.images.shape) in \(data)")
-            }
-            guard try ds.dtype.isFloatingPoint || ds.dtype.isInteger else {
-                throw InputError(file: path, object: object, "expected a numeric dataset, found \(try ds.dtype)")
-            }
-            let values = try ds.readDoubles()
-            if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw InputError(file: path, object: object, "value \(values[i]) at index \(Tensor.unravel(i, shape: shape)); attributions must be finite")
-            }
-            return Tensor(unchecked: shape, values)
-        }
-        let atr = try attributions("train", train), ate = try attributions("test", test)
+        let atr = try AttributionAudit.readAttributions(path, split: "train", expectedShape: train.images.shape, dataPath: data)
+        let ate = try AttributionAudit.readAttributions(path, split: "test", expectedShape: test.images.shape, dataPath: data)
         let mask = BlockMNIST.nullMask(signalTop: test.signalTop, rows: test.images.shape[1] / 2, cols: test.images.shape[2])
         log("scoring \(path) on \(data): \(train.labels.count) training and \(test.labels.count) test maps")
         return try audit.score(dataset: (data as NSString).lastPathComponent, train: (train.images, train.labels, atr),

@@ -5,7 +5,9 @@
 // Every setting is a documented parameter; the defaults fit the budget (one method, 5 values
 // of k × 2 masks × 3 seeds on BlockMNIST-from-Fashion-MNIST, within 10 minutes on 2 cores).
 
+import Certification
 import Foundation
+import HDF5
 import Ops
 import Tensor
 
@@ -130,6 +132,28 @@ public struct AttributionAudit: Sendable {
         report.attributedModelRobustAccuracy = racc
         report.seconds = Date().timeIntervalSince(start)
         return report
+    }
+
+    /// Reads a user's attributions (/<split>/attributions) and checks them against the data: the shape
+    /// must equal the data's `expectedShape` and every value must be finite.
+    public static func readAttributions(_ path: String, split: String, expectedShape: [Int], dataPath: String) throws -> Tensor {
+        let f = try File.open(path)
+        let object = "/\(split)/attributions"
+        guard f.root.isDataset("\(split)/attributions") else {
+            throw InputError(file: path, object: object, "missing dataset; expected a float array of shape \(expectedShape) (the data set's /\(split)/images)")
+        }
+        let ds = try f.dataset("\(split)/attributions")
+        let shape = try ds.shape
+        guard shape == expectedShape else {
+            throw InputError(file: path, object: object, "shape \(shape) does not match /\(split)/images \(expectedShape) of \(dataPath)")
+        }
+        let dtype = try ds.dtype
+        guard dtype.isFloatingPoint || dtype.isInteger else { throw InputError(file: path, object: object, "expected a numeric dataset, found \(dtype)") }
+        let values = try ds.readDoubles()
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            throw InputError(file: path, object: object, "value \(values[i]) at index \(Tensor.unravel(i, shape: shape)); attributions must be finite")
+        }
+        return Tensor(unchecked: shape, values)
     }
 
     /// Scores given attributions: localization (when a null mask is given) and DiffROAR.
