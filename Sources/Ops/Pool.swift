@@ -34,7 +34,7 @@ private func poolGeometry(_ op: String, x: [Int], h: Int, w: Int, kernel: [Int],
     guard stride.allSatisfy({ $0 > 0 }) else { throw ShapeError(op, "stride must be positive, got \(stride)") }
     guard dilation.allSatisfy({ $0 > 0 }) else { throw ShapeError(op, "dilation must be positive, got \(dilation)") }
     guard padding.allSatisfy({ $0 >= 0 }), padding[0] <= kernel[0] / 2, padding[1] <= kernel[1] / 2 else {
-        throw ShapeError(op, "padding \(padding) must be non-negative and at most half of kernel_size \(kernel)")
+        throw ShapeError(op, "padding \(padding) must be non-negative and at most half of kernel_size \(kernel) (x shape \(x))")
     }
     let ho = pooledSize(h, kernel: kernel[0], stride: stride[0], pad: padding[0], dilation: dilation[0], ceil: ceil)
     let wo = pooledSize(w, kernel: kernel[1], stride: stride[1], pad: padding[1], dilation: dilation[1], ceil: ceil)

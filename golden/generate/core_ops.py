@@ -220,7 +220,18 @@ def interpolate_nearest(case, rng):
                for n, o in zip(x.shape[2:], tup(size))]
         xn = x.detach().numpy()
         assert np.array_equal(xn[np.ix_(range(xs[0]), range(xs[1]), *idx)], y.detach().numpy())
-        return {"y": y}
+        # PyTorch's CPU nearest *backward* forms the index with a Float32 scale, so for 26 -> 22 it
+        # routes dst 11 to src 12 although the forward reads src 13: its gradient is not the adjoint
+        # of its forward. The golden gradient is therefore taken through the same forward expressed
+        # as torch advanced indexing (exactly equal output, asserted above), whose backward is the
+        # true adjoint (index_put with accumulation).
+        ix = [torch.tensor(i) for i in idx]
+        if len(ix) == 1:
+            yg = x[:, :, ix[0]]
+        else:
+            yg = x[:, :, ix[0][:, None], ix[1][None, :]]
+        assert torch.equal(yg.detach(), y.detach())
+        return {"y": yg}
     return {"x": x}, params, fn, ["x"]
 
 
