@@ -1,6 +1,7 @@
 // Attention: masked_fill, scaled dot-product attention with a key-padding mask, and multi-head
 // attention exactly as torch.nn.MultiheadAttention (sequence-first layout). Both attentions are
-// compositions of tape ops (matmul, softmax, reshape/permute, …), so their gradients come from the tape.
+// compositions of tape ops — matmul, permute, masked_fill and a few private ops of this file
+// (row softmax, packed in-projection, heads split, head mean) — so their gradients come from the tape.
 
 import Foundation
 import Tensor
@@ -19,6 +20,63 @@ public func maskedFill(_ x: Var, mask: Tensor, value: Double) throws -> Var {
         var d = g.data
         for i in 0..<d.count where m.data[i] != 0 { d[i] = 0 }
         return [Tensor(unchecked: g.shape, d)]
+    }
+}
+
+/// Softmax over the last axis of contiguous rows: y = exp(x − max)/Σ exp(x − max), the formula of
+/// `softmax(_:axis:)` computed row by row without broadcasting temporaries (the attention hot
+/// path). VJP: ∂x = y ⊙ (g − Σ_row g ⊙ y).
+private func attentionSoftmax(_ x: Var) -> Var {
+    let n = x.shape.last ?? 1
+    let rows = n == 0 ? 0 : x.value.count / n
+    var y = [Double](repeating: 0, count: x.value.count)
+    x.value.data.withUnsafeBufferPointer { px in
+        y.withUnsafeMutableBufferPointer { py in
+            for r in 0..<rows {
+                let o = r * n
+                var m = -Double.infinity
+                for j in 0..<n { m = Swift.max(m, px[o + j]) }
+                var s = 0.0
+                for j in 0..<n { let e = Foundation.exp(px[o + j] - m); py[o + j] = e; s += e }
+                for j in 0..<n { py[o + j] /= s }
+            }
+        }
+    }
+    let yt = Tensor(unchecked: x.shape, y)
+    return x.tape.record(yt, parents: [x]) { g in
+        var d = [Double](repeating: 0, count: g.count)
+        g.data.withUnsafeBufferPointer { pg in
+            d.withUnsafeMutableBufferPointer { pd in
+                for r in 0..<rows {
+                    let o = r * n
+                    var dot = 0.0
+                    for j in 0..<n { dot += pg[o + j] * y[o + j] }
+                    for j in 0..<n { pd[o + j] = y[o + j] * (pg[o + j] - dot) }
+                }
+            }
+        }
+        return [Tensor(unchecked: g.shape, d)]
+    }
+}
+
+/// Mean over axis 1 of [N, H, R] (the head average of attention weights). VJP: g/H broadcast over H.
+private func attentionHeadMean(_ x: Var) -> Var {
+    let (n, h) = (x.shape[0], x.shape[1])
+    let r = x.shape.dropFirst(2).reduce(1, *)
+    var y = [Double](repeating: 0, count: n * r)
+    x.value.data.withUnsafeBufferPointer { px in
+        for b in 0..<n {
+            for k in 0..<h { let o = (b * h + k) * r; for j in 0..<r { y[b * r + j] += px[o + j] } }
+        }
+    }
+    let inv = 1.0 / Double(h)
+    for j in 0..<y.count { y[j] *= inv }
+    return x.tape.record(Tensor(unchecked: [n] + x.shape.dropFirst(2), y), parents: [x]) { g in
+        var d = [Double](repeating: 0, count: x.value.count)
+        for b in 0..<n {
+            for k in 0..<h { let o = (b * h + k) * r; for j in 0..<r { d[o + j] = g.data[b * r + j] * inv } }
+        }
+        return [Tensor(unchecked: x.shape, d)]
     }
 }
 
@@ -48,12 +106,14 @@ public func scaledDotProductAttention(_ q: Var, _ k: Var, _ v: Var, keyPaddingMa
     guard k.shape[0] == b, v.shape[0] == b, k.shape[2] == d, v.shape[1] == s else {
         throw ShapeError(op, "q, k, v must be [B, L, D], [B, S, D], [B, S, Dv]; got \(q.shape), \(k.shape), \(v.shape)")
     }
-    guard d > 0 else { throw ShapeError(op, "the head dimension D must be > 0, got q of shape \(q.shape)") }
+    guard ([q.shape, k.shape, v.shape].allSatisfy { !$0.contains(0) }) else {
+        throw ShapeError(op, "empty dimension in q, k, v of shapes \(q.shape), \(k.shape), \(v.shape)")
+    }
     _ = try sameTape(op, q, k, v)
     if let m = keyPaddingMask { try checkKeyPaddingMask(op, m, batch: b, keys: s, what: "mask") }
     var scores = try matmul(q * (1.0 / Double(d).squareRoot()), permute(k, [0, 2, 1]))
     if let m = keyPaddingMask { scores = try maskedFill(scores, mask: m.reshaped([b, 1, s]), value: -.infinity) }
-    return try matmul(softmax(scores, axis: -1), v)
+    return try matmul(attentionSoftmax(scores), v)
 }
 
 /// y = x·wᵀ + b for x [M, K], w [N, K], b [N] — a private fused projection (one dgemm per product).
@@ -81,14 +141,94 @@ private func attentionProjection(_ x: Var, _ w: Var, _ b: Var?) throws -> Var {
     }
 }
 
-/// Rows `start..<start+length` of a matrix or vector (torch.narrow on axis 0). VJP: zero-padded g.
-private func narrowRows(_ x: Var, _ start: Int, _ length: Int) throws -> Var {
-    let y = try x.value.slice(axis: 0, start..<(start + length))
-    let inner = x.shape.dropFirst().reduce(1, *)
-    return x.tape.record(y, parents: [x]) { g in
-        var d = [Double](repeating: 0, count: x.value.count)
-        d.replaceSubrange((start * inner)..<((start + length) * inner), with: g.data)
-        return [Tensor(unchecked: x.shape, d)]
+/// The packed in-projection of multi-head attention as one op: for part p ∈ {q, k, v} with input
+/// rows X_p [T_p·N, E], P_p = X_p·W_pᵀ + b_p where W_p = w[p·E..<(p+1)·E] and b_p likewise; the
+/// result stacks P_q, P_k, P_v by rows, [(L + 2S)·N, E]. One op so that the gradient of the packed
+/// weight is assembled in one buffer (∂W_p = G_pᵀ·X_p, ∂b_p = Σ_rows G_p, ∂X_p = G_p·W_p).
+private func packedInProjection(_ xs: [Var], _ w: Var, _ b: Var?, e: Int) -> Var {
+    let rows = xs.map { $0.shape[0] }
+    let offsets = rows.indices.map { rows[..<$0].reduce(0, +) }
+    let total = rows.reduce(0, +)
+    var y = [Double](repeating: 0, count: total * e)
+    w.value.data.withUnsafeBufferPointer { pw in
+        y.withUnsafeMutableBufferPointer { py in
+            for (p, x) in xs.enumerated() {
+                x.value.data.withUnsafeBufferPointer { px in
+                    BLAS.gemm(transA: false, transB: true, m: rows[p], n: e, k: e, a: px.baseAddress!, lda: e,
+                              b: pw.baseAddress! + p * e * e, ldb: e, c: py.baseAddress! + offsets[p] * e, ldc: e)
+                }
+            }
+            if let b {
+                for p in 0..<xs.count {
+                    for r in offsets[p]..<(offsets[p] + rows[p]) {
+                        for j in 0..<e { py[r * e + j] += b.value.data[p * e + j] }
+                    }
+                }
+            }
+        }
+    }
+    let parents = xs + [w] + (b.map { [$0] } ?? [])
+    return w.tape.record(Tensor(unchecked: [total, e], y), parents: parents) { g in
+        var grads: [Tensor?] = []
+        var gw = [Double](repeating: 0, count: 3 * e * e)
+        var gb = [Double](repeating: 0, count: 3 * e)
+        g.data.withUnsafeBufferPointer { pg in
+            w.value.data.withUnsafeBufferPointer { pw in
+                gw.withUnsafeMutableBufferPointer { pgw in
+                    for (p, x) in xs.enumerated() {
+                        var gx = [Double](repeating: 0, count: rows[p] * e)
+                        let gp = pg.baseAddress! + offsets[p] * e
+                        gx.withUnsafeMutableBufferPointer { pgx in
+                            BLAS.gemm(transA: false, transB: false, m: rows[p], n: e, k: e, a: gp, lda: e,
+                                      b: pw.baseAddress! + p * e * e, ldb: e, c: pgx.baseAddress!, ldc: e)
+                        }
+                        x.value.data.withUnsafeBufferPointer { px in
+                            BLAS.gemm(transA: true, transB: false, m: e, n: e, k: rows[p], a: gp, lda: e,
+                                      b: px.baseAddress!, ldb: e, c: pgw.baseAddress! + p * e * e, ldc: e)
+                        }
+                        grads.append(Tensor(unchecked: x.shape, gx))
+                        for r in 0..<rows[p] { for j in 0..<e { gb[p * e + j] += gp[r * e + j] } }
+                    }
+                }
+            }
+        }
+        grads.append(Tensor(unchecked: w.shape, gw))
+        if b != nil { grads.append(Tensor(unchecked: [3 * e], gb)) }
+        return grads
+    }
+}
+
+/// Rows start..<start+T·N of the packed projection [·, E] split into heads: out[b·H + h, t, :] =
+/// packed[start + t·N + b, h·d..<(h+1)·d] — torch's .view(T, N·H, d).transpose(0, 1) — as
+/// [N·H, T, d]. VJP: the inverse scatter into a zero tensor of the packed shape.
+private func packedHeads(_ x: Var, start: Int, t: Int, n: Int, h: Int, d: Int) -> Var {
+    let e = h * d
+    var y = [Double](repeating: 0, count: n * h * t * d)
+    x.value.data.withUnsafeBufferPointer { px in
+        for ti in 0..<t {
+            for b in 0..<n {
+                let src = (start + ti * n + b) * e
+                for hi in 0..<h {
+                    let dst = ((b * h + hi) * t + ti) * d
+                    for j in 0..<d { y[dst + j] = px[src + hi * d + j] }
+                }
+            }
+        }
+    }
+    return x.tape.record(Tensor(unchecked: [n * h, t, d], y), parents: [x]) { g in
+        var gx = [Double](repeating: 0, count: x.value.count)
+        g.data.withUnsafeBufferPointer { pg in
+            for ti in 0..<t {
+                for b in 0..<n {
+                    let dst = (start + ti * n + b) * e
+                    for hi in 0..<h {
+                        let src = ((b * h + hi) * t + ti) * d
+                        for j in 0..<d { gx[dst + hi * d + j] = pg[src + j] }
+                    }
+                }
+            }
+        }
+        return [Tensor(unchecked: x.shape, gx)]
     }
 }
 
@@ -112,6 +252,9 @@ public func multiheadAttention(query: Var, key: Var, value: Var, numHeads: Int,
     guard key.shape == [s, n, e], value.shape == [s, n, e] else {
         throw ShapeError(op, "key and value must be [S, N, E] = [S, \(n), \(e)] like query \(query.shape); got \(key.shape), \(value.shape)")
     }
+    guard l > 0, n > 0, e > 0, s > 0 else {
+        throw ShapeError(op, "empty dimension in query \(query.shape) or key/value \(key.shape)")
+    }
     guard numHeads > 0, e % numHeads == 0 else {
         throw ShapeError(op, "num_heads \(numHeads) must be positive and divide the embedding size \(e)")
     }
@@ -132,26 +275,21 @@ public func multiheadAttention(query: Var, key: Var, value: Var, numHeads: Int,
     if let m = keyPaddingMask { try checkKeyPaddingMask(op, m, batch: n, keys: s, what: "key_padding_mask") }
     let h = numHeads, hd = e / numHeads
 
-    // In-projections on [L·N, E] rows.
-    func project(_ x: Var, _ part: Int, _ rows: Int) throws -> Var {
-        let w = try narrowRows(inProjWeight, part * e, e)
-        let b = try inProjBias.map { try narrowRows($0, part * e, e) }
-        return try attentionProjection(reshape(x, [rows * n, e]), w, b)
-    }
-    // [T·N, E] → [T, N·H, d] → [N·H, T, d] (torch: .view(T, N*H, d).transpose(0, 1)).
-    func heads(_ x: Var, _ t: Int) throws -> Var { try permute(reshape(x, [t, n * h, hd]), [1, 0, 2]) }
-    let q = try heads(project(query, 0, l), l) * (1.0 / Double(hd).squareRoot())
-    let k = try heads(project(key, 1, s), s)
-    let v = try heads(project(value, 2, s), s)
+    // In-projections of all three inputs in one op, then split into heads [N·H, T, d].
+    let packed = packedInProjection([try reshape(query, [l * n, e]), try reshape(key, [s * n, e]), try reshape(value, [s * n, e])],
+                                    inProjWeight, inProjBias, e: e)
+    let q = packedHeads(packed, start: 0, t: l, n: n, h: h, d: hd) * (1.0 / Double(hd).squareRoot())
+    let k = packedHeads(packed, start: l * n, t: s, n: n, h: h, d: hd)
+    let v = packedHeads(packed, start: (l + s) * n, t: s, n: n, h: h, d: hd)
 
     var scores = try matmul(q, permute(k, [0, 2, 1]))  // [N·H, L, S]
     if let m = keyPaddingMask {
         scores = try reshape(maskedFill(reshape(scores, [n, h, l, s]), mask: m.reshaped([n, 1, 1, s]), value: -.infinity),
                              [n * h, l, s])
     }
-    let attn = try softmax(scores, axis: -1)
+    let attn = attentionSoftmax(scores)
     let ctx = try reshape(permute(matmul(attn, v), [1, 0, 2]), [l * n, e])  // [L·N, E]
     let out = try reshape(attentionProjection(ctx, outProjWeight, outProjBias), [l, n, e])
-    let weights = try mean(reshape(attn, [n, h, l, s]), axes: [1])
+    let weights = attentionHeadMean(try reshape(attn, [n, h, l, s]))
     return (out, weights)
 }

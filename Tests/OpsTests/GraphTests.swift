@@ -71,6 +71,7 @@ private func expectShapeError(_ op: String, mentions: [String] = [], _ body: () 
         for j in 0..<5 { full.data[5 + j] = 1 }
         expectShapeError(op, mentions: ["row 1", "every key"]) { _ = try scaledDotProductAttention(q, k, v, keyPaddingMask: full) }
         expectShapeError(op, mentions: ["[3, 4]"]) { _ = try scaledDotProductAttention(t.leaf(Tensor(zeros: [3, 4])), k, v) }
+        expectShapeError(op, mentions: ["empty", "[2, 0, 4]"]) { _ = try scaledDotProductAttention(t.leaf(Tensor(zeros: [2, 0, 4])), k, v) }
         #expect(try scaledDotProductAttention(q, k, v).shape == [2, 3, 3])
     }
 
@@ -97,6 +98,10 @@ private func expectShapeError(_ op: String, mentions: [String] = [], _ body: () 
         expectShapeError(op, mentions: ["key_padding_mask", "[2, 3]", "[2, 4]"]) {
             _ = try multiheadAttention(query: q, key: kv, value: kv, numHeads: 2, inProjWeight: inW, inProjBias: inB, outProjWeight: outW,
                                        outProjBias: outB, keyPaddingMask: Tensor(zeros: [2, 3]))
+        }
+        expectShapeError(op, mentions: ["empty", "[0, 2, 6]"]) {
+            _ = try multiheadAttention(query: t.leaf(Tensor(zeros: [0, 2, 6])), key: kv, value: kv, numHeads: 2, inProjWeight: inW,
+                                       inProjBias: inB, outProjWeight: outW, outProjBias: outB)
         }
         let r = try multiheadAttention(query: q, key: kv, value: kv, numHeads: 3, inProjWeight: inW, inProjBias: nil, outProjWeight: outW, outProjBias: nil)
         #expect(r.attnOutput.shape == [l, n, e] && r.attnWeights.shape == [n, l, s])
