@@ -47,6 +47,8 @@ struct Audit: ParsableCommand {
     @Option(help: "Epochs of the attributed model.") var modelEpochs: Int = 6
     @Option(help: "ℓ∞ radius of the robust attributed model (pixels in [0, 1]).") var robustEps: Double = 0.1
     @Option(help: "Attribution target: logit (the paper), softmax or loss.") var target: String = "logit"
+    @Option(help: "Label the attribution is taken for: true (the official code) or predicted (the attributed model's argmax).")
+    var attributionLabel: String = "true"
     @Option(help: "Write the report as JSON to FILE.") var json: String?
     @Option(help: "Draw the DiffROAR curve as SVG to FILE.") var svg: String?
 
@@ -60,6 +62,7 @@ struct Audit: ParsableCommand {
         guard robustEps > 0, robustEps.isFinite else { throw ValidationError("--robust-eps must be > 0") }
         guard ModelSelection(rawValue: selection) != nil else { throw ValidationError("--selection must be final or bestOnEvaluation") }
         guard AttributionTarget(rawValue: target) != nil else { throw ValidationError("--target must be logit, softmax or loss") }
+        guard AttributionLabels(rawValue: attributionLabel) != nil else { throw ValidationError("--attribution-label must be true or predicted") }
         guard learnerHidden.split(separator: ",").allSatisfy({ Int($0).map { $0 > 0 } ?? false }) else {
             throw ValidationError("--learner-hidden must be positive integers separated by commas")
         }
@@ -89,6 +92,7 @@ struct Audit: ParsableCommand {
         a.attributedTraining.epochs = modelEpochs
         a.robustEps = robustEps
         a.target = AttributionTarget(rawValue: target)!
+        a.labels = AttributionLabels(rawValue: attributionLabel)!
         return a
     }
 

@@ -80,12 +80,14 @@ public enum AttributionMasking {
         guard n == orders.count, n > 0 else { throw ShapeError("DiffROAR", "\(orders.count) attribution rows for \(n) examples") }
         let d = x.count / n
         let kept = try keptCount(k: k, dimension: d)
+        for (i, o) in orders.enumerated() where o.count != d || o.contains(where: { $0 < 0 || $0 >= d }) {
+            throw ShapeError("DiffROAR", "priority order \(i) has \(o.count) entries (or an index outside 0..<\(d)) for D = \(d)")
+        }
         var out = [Double](repeating: fill, count: x.count)
         var ind = [Double](repeating: 0, count: x.count)
         x.data.withUnsafeBufferPointer { px in
             for i in 0..<n {
                 let o = orders[i]
-                precondition(o.count == d, "priority order of length \(o.count) for D = \(d)")
                 for r in keptRange(keep, kept: kept, d: d) {
                     let j = i * d + o[r]
                     out[j] = px[j]
@@ -222,9 +224,9 @@ let masksMethod = Method("input_gradients.masks", properties: [
     },
 ]) { ctx in
     let x = try ctx.tensor("x"), a = try ctx.tensor("attributions")
+    guard x.shape == a.shape else { throw ShapeError("input_gradients.masks", "attributions \(a.shape) do not match x \(x.shape)") }
     let keep: KeptCoordinates = try ctx.int("keep_top") == 1 ? .top : .bottom
     let orders = try AttributionMasking.priorityOrders(a)
-    guard x.shape == a.shape else { throw ShapeError("input_gradients.masks", "attributions \(a.shape) do not match x \(x.shape)") }
     let r = try AttributionMasking.unmask(x: x, orders: orders, k: ctx.double("k"), keep: keep, fill: ctx.double("fill"))
     let order = Tensor(unchecked: [orders.count, orders.first?.count ?? 0], orders.flatMap { $0.map(Double.init) })
     return ["masked": ctx.constant(r.masked), "kept": ctx.constant(r.kept), "order": ctx.constant(order)]
