@@ -15,7 +15,7 @@ struct Certify: ParsableCommand {
         commandName: "certify",
         abstract: "Certify reference implementations of ML methods against independent goldens.",
         discussion: "Exit codes: 0 success / same, 1 a check failed / files differ, 2 error (bad input, unknown protocol, bad flag).",
-        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Validate.self])
+        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self])
 
     static func main() {
         registerAll()
