@@ -221,7 +221,9 @@ let diffROARMethod = Method("input_gradients.diffroar", properties: [
         let mean = values.reduce(0, +) / Double(values.count)
         let sd = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
         let se = sd / Double(values.count).squareRoot()
-        try require(Swift.abs(mean) < 3 * se + 1e-12, "random attribution: mean DiffROAR \(mean), standard error \(se)")
+        // A statistical check run on many random seeds by the test suite: at 6 standard errors a
+        // correct implementation fails about once in 10⁵ draws (t with 23 degrees of freedom).
+        try require(Swift.abs(mean) < 6 * se + 1e-12, "random attribution: mean DiffROAR \(mean), standard error \(se)")
     },
     Property("oracle_positive") { rng in
         let tr = diffROARToyData(n: 80, d: 20, signal: 4, rng: &rng), te = diffROARToyData(n: 80, d: 20, signal: 4, rng: &rng)
