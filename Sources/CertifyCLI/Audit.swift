@@ -220,7 +220,7 @@ struct Audit: ParsableCommand {
         log("TC6: oracle DiffROAR identity on the TC1 data")
         let tc6 = try TheoryCases.oracleDiffROAR(cases.tc6)
         func row(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
-            a.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 62, withPad: " ", startingAt: 0) + " " +
+            a.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 72, withPad: " ", startingAt: 0) + " " +
                 c.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + d
         }
         print(row("case", "claim", "holds", "measured"))

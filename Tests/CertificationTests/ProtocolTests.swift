@@ -63,6 +63,24 @@ import Testing
             text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 .filter { line in !skipped.contains { line.hasPrefix($0) } && !(skipped.isEmpty == false && line.hasSuffix("protocols certified.")) }
         }
-        #expect(rows(committed) == rows(fresh), "CHECKLIST.md is stale: run `make checklist` (or `swift run certify checklist`)")
+        // The worst-error column is a power-of-ten bound; BLAS kernels chosen for another CPU may move
+        // the last digits of a result across a decade, so that column may differ by one decade.
+        func split(_ line: String) -> (rest: [String], bound: Int?) {
+            var cells = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard cells.count > 8 else { return (cells, nil) }
+            let cell = cells[7].trimmingCharacters(in: .whitespaces)
+            cells[7] = ""
+            return (cells, cell == "0" ? -99 : Int(cell.replacingOccurrences(of: "≤ 1e", with: "")))
+        }
+        let (a, b) = (rows(committed), rows(fresh))
+        var stale = a.count != b.count
+        for (x, y) in zip(a, b) where x != y {
+            let (sx, sy) = (split(x), split(y))
+            if sx.rest != sy.rest { stale = true; continue }
+            let (bx, by) = (sx.bound ?? 0, sy.bound ?? 0)
+            let near = (bx == by) || (Swift.abs(bx - by) == 1) || (Swift.min(bx, by) == -99 && Swift.max(bx, by) <= -14)
+            if !near { stale = true }
+        }
+        #expect(!stale, "CHECKLIST.md is stale: run `make checklist` (or `swift run certify checklist`)")
     }
 }
