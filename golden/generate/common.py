@@ -131,3 +131,32 @@ def torch_grads(torch, fn, inputs, params, grad_names, rng):
     gs = torch.autograd.grad(total, wrt, allow_unused=True)
     grads = {n: (g.numpy().copy() if g is not None else np.zeros(tensors[n].shape)) for n, g in zip(grad_names, gs)}
     return np_outs, cots, grads
+
+
+def torch_generator(torch, generator):
+    """generate(pid, out_root) for generators following the op contract: OPS[pid](case, rng) returns
+    (inputs, params, fn, grad_names), and torch_grads draws cotangents and computes the gradients."""
+    def generate(pid, out_root):
+        proto = load_protocol(pid)
+        w = GoldenWriter(pid, out_root, generator, library_versions("torch"))
+        for case in proto["cases"]:
+            rng = rng_for(pid, case["name"])
+            inputs, params, fn, grad_names = OPS[pid](case, rng)
+            outs, cots, grads = torch_grads(torch, fn, inputs, params, grad_names, rng)
+            w.case(case["name"], inputs, params, outs, cots, grads)
+        w.close()
+    return generate
+
+
+def run_main(script, generate, registry=None):
+    """The command line every generator shares: <script> [--out DIR] [PROTOCOL-ID ...] (default: all it knows)."""
+    import argparse
+    registry = OPS if registry is None else registry
+    ap = argparse.ArgumentParser(prog=script)
+    ap.add_argument("--out", default=os.path.join(ROOT, "golden"))
+    ap.add_argument("ids", nargs="*")
+    args = ap.parse_args()
+    for pid in args.ids or sorted(registry):
+        if pid not in registry:
+            sys.exit(f"{script}: no generator for protocol '{pid}'")
+        generate(pid, args.out)

@@ -8,7 +8,6 @@ protocol and a seeded NumPy Generator, and returns (inputs, params, fn, grad_nam
 torch tensors (inputs and params by name) to a dict of output tensors. The shared driver draws
 cotangents and computes gradients with torch.autograd.
 """
-import argparse
 import os
 import sys
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, torch_grads, ROOT  # noqa: E402
+from common import OPS, op, run_main, torch_generator  # noqa: E402
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -45,28 +44,8 @@ for extra in ("core_ops",):
         __import__(extra)
 
 
-def generate(pid, out_root):
-    proto = load_protocol(pid)
-    w = GoldenWriter(pid, out_root, "golden/generate/core.py", library_versions("torch"))
-    for case in proto["cases"]:
-        rng = rng_for(pid, case["name"])
-        inputs, params, fn, grad_names = OPS[pid](case, rng)
-        outs, cots, grads = torch_grads(torch, fn, inputs, params, grad_names, rng)
-        w.case(case["name"], inputs, params, outs, cots, grads)
-    w.close()
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "golden"))
-    ap.add_argument("ids", nargs="*")
-    args = ap.parse_args()
-    ids = args.ids or sorted(OPS)
-    for pid in ids:
-        if pid not in OPS:
-            sys.exit(f"core.py: no generator for protocol '{pid}'")
-        generate(pid, args.out)
+generate = torch_generator(torch, "golden/generate/core.py")
 
 
 if __name__ == "__main__":
-    main()
+    run_main("core.py", generate)

@@ -13,7 +13,6 @@ PyTorch's RNG stream.
 Each generator function receives the case entry and its seeded Generator and returns a dict with
 inputs, params, outputs and optionally cotangents, grads (the shared driver writes them).
 """
-import argparse
 import os
 import sys
 import warnings
@@ -21,7 +20,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import GoldenWriter, library_versions, load_protocol, rng_for, ROOT, write_value  # noqa: E402
+from common import GoldenWriter, library_versions, load_protocol, rng_for, ROOT, write_value, run_main  # noqa: E402
 
 GEN = {}
 REFERENCE = {}
@@ -654,16 +653,5 @@ def generate(pid, out_root):
     w.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "golden"))
-    ap.add_argument("ids", nargs="*")
-    args = ap.parse_args()
-    for pid in args.ids or sorted(GEN):
-        if pid not in GEN:
-            sys.exit(f"iadg.py: no generator for protocol '{pid}'")
-        generate(pid, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run_main("iadg.py", generate, GEN)

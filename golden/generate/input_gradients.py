@@ -11,7 +11,6 @@ random draw a method needs (coins, noise, random starts, random attributions) is
 NumPy and stored as an input, so no golden depends on PyTorch's RNG. Written independently of the
 Swift implementation, from the protocol equations and the official code's semantics (spec part A).
 """
-import argparse
 import os
 import sys
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, torch_grads, ROOT  # noqa: E402
+from common import OPS, load_protocol, op, rng_for, run_main, torch_generator, ROOT  # noqa: E402
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -313,28 +312,8 @@ def pgd(case, rng):
 # ---------------------------------------------------------------------------------------------
 # driver
 
-def generate(pid, out_root):
-    proto = load_protocol(pid)
-    w = GoldenWriter(pid, out_root, "golden/generate/input_gradients.py", library_versions("torch"))
-    for case in proto["cases"]:
-        rng = rng_for(pid, case["name"])
-        inputs, params, fn, grad_names = OPS[pid](case, rng)
-        outs, cots, grads = torch_grads(torch, fn, inputs, params, grad_names, rng)
-        w.case(case["name"], inputs, params, outs, cots, grads)
-    w.close()
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "golden"))
-    ap.add_argument("ids", nargs="*")
-    args = ap.parse_args()
-    ids = args.ids or sorted(OPS)
-    for pid in ids:
-        if pid not in OPS:
-            sys.exit(f"input_gradients.py: no generator for protocol '{pid}'")
-        generate(pid, args.out)
+generate = torch_generator(torch, "golden/generate/input_gradients.py")
 
 
 if __name__ == "__main__":
-    main()
+    run_main("input_gradients.py", generate)

@@ -10,7 +10,6 @@ cotangents and grads (gradients of sum(outputs * cotangents)). Every random draw
 The official-model golden stores only waveforms and logits: the weights are read at generation time from
 the fixtures folder (../shared/fixtures/lava relative to the package root, or $CERTIFY_LAVA_FIXTURES).
 """
-import argparse
 import os
 import sys
 import warnings
@@ -18,7 +17,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, ROOT  # noqa: E402
+from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, ROOT, run_main  # noqa: E402
 
 GENERATOR = "golden/generate/lava.py"
 
@@ -574,17 +573,5 @@ def generate(pid, out_root):
     w.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "golden"))
-    ap.add_argument("ids", nargs="*")
-    args = ap.parse_args()
-    ids = args.ids or sorted(OPS)
-    for pid in ids:
-        if pid not in OPS:
-            sys.exit(f"lava.py: no generator for protocol '{pid}'")
-        generate(pid, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run_main("lava.py", generate)
