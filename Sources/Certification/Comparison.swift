@@ -63,6 +63,7 @@ public struct ComparisonReport: Sendable, CustomStringConvertible, Codable {
         s += passed ? "ok" : "NOT CLOSE"
         s += " — shape \(expectedShape), dtype \(actualDType) vs golden \(expectedDType)"
         if count == 0 { return s + ", empty" }
+        if passed { return s + ", \(count) elements, worst relative error \(fmt(worstRelError))" }
         let pct = 100.0 * Double(mismatched) / Double(count)
         s += "\n    mismatched elements: \(mismatched) / \(count) (\(String(format: "%.1f", pct))%)"
         s += "\n    greatest absolute difference: \(fmt(maxAbs)) at index \(maxAbsIndex) (up to \(fmt(tolerance.atol)) allowed)"
