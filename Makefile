@@ -17,7 +17,7 @@ APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps build certify test goldens goldens-check checklist clean
+.PHONY: deps build certify test goldens goldens-check goldens-canary checklist clean
 
 deps:
 	@missing=""; \
@@ -55,14 +55,26 @@ goldens-check: build
 	    if [ -n "$$pid" ] && grep -q "skipped $$pid: fixtures not found" "$$tmp/generators.log"; then \
 	      echo "golden/$$f: skipped (its generator needs third-party fixtures that are absent)"; continue; fi; \
 	    echo "golden/$$f: no generator produced it"; status=1; continue; fi; \
-	  $(RELEASE) diff "$$tmp/$$f" "golden/$$f" --path / --rtol 1e-12 --atol 1e-14 > "$$tmp/diff.log" 2>&1; rc=$$?; \
-	  if [ $$rc -ne 0 ]; then echo "golden/$$f drifted from its generator:"; grep -v ": ok" "$$tmp/diff.log"; status=1; \
+	  $(RELEASE) diff "$$tmp/$$f" "golden/$$f" --drift > "$$tmp/diff.log" 2>&1; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then echo "golden/$$f drifted from its generator:"; cat "$$tmp/diff.log"; status=1; \
 	  else echo "golden/$$f: $$(tail -1 "$$tmp/diff.log")"; fi; \
 	done; \
 	for f in $$(cd "$$tmp" && find . -name '*.h5' | sort); do \
 	  [ -f "golden/$$f" ] || { echo "golden/$$f: generated but not committed (run make goldens)"; status=1; }; \
 	done; \
 	exit $$status
+
+# The drift check must catch a changed generator, not only a different CPU: change one line of the
+# softmax generator's arithmetic (x → x·(1 + 1e-9)) in a copy, regenerate, and require a difference.
+goldens-canary: build
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir -p "$$tmp/golden"; cp -r golden/generate "$$tmp/golden/"; ln -s "$$PWD/protocols" "$$tmp/protocols"; \
+	sed -i 's/torch.softmax(x, dim=int(axis))/torch.softmax(x * (1 + 1e-9), dim=int(axis))/' "$$tmp/golden/generate/core.py"; \
+	grep -q 'x \* (1 + 1e-9)' "$$tmp/golden/generate/core.py" || { echo "goldens-canary: the softmax line to change was not found"; exit 2; }; \
+	$(PY) "$$tmp/golden/generate/core.py" --out "$$tmp/out" core.softmax > /dev/null || exit 2; \
+	$(RELEASE) diff "$$tmp/out/core/softmax.h5" golden/core/softmax.h5 --drift > "$$tmp/diff.log"; rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "goldens-canary: a one-line change to the softmax generator is caught: $$(tail -1 "$$tmp/diff.log")"; \
+	else echo "goldens-canary: the drift check MISSED a changed generator (exit $$rc)"; cat "$$tmp/diff.log"; exit 1; fi
 
 clean:
 	rm -rf .build .certify

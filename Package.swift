@@ -6,7 +6,15 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "certify", targets: ["CertifyCLI"]),
+        // The reference implementations and their core, for Swift users who depend on them directly.
         .library(name: "Certification", targets: ["Certification"]),
+        .library(name: "CertifyMethods", targets: ["CertifyMethods"]),
+        .library(name: "IADG", targets: ["IADG"]),
+        .library(name: "InputGradients", targets: ["InputGradients"]),
+        .library(name: "LAVA", targets: ["LAVA"]),
+        .library(name: "Ops", targets: ["Ops"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "HDF5", targets: ["HDF5"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

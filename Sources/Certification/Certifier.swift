@@ -16,18 +16,57 @@ public enum CheckKind: String, Codable, Sendable { case golden, gradcheck, prope
 public struct CheckResult: Codable, Sendable {
     public var kind: CheckKind
     public var name: String
+    /// True when the check ran and passed, or was skipped (see `skipped`).
     public var passed: Bool
     public var worstRelError: Double?
     public var message: String
     public var skipped: Bool = false
+
+    /// "passed", "failed" or "skipped".
+    public var status: String { skipped ? "skipped" : passed ? "passed" : "failed" }
+
+    enum CodingKeys: String, CodingKey { case kind, name, passed, worstRelError, message, skipped, status }
+
+    public init(kind: CheckKind, name: String, passed: Bool, worstRelError: Double? = nil, message: String, skipped: Bool = false) {
+        self.kind = kind
+        self.name = name
+        self.passed = passed
+        self.worstRelError = worstRelError
+        self.message = message
+        self.skipped = skipped
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(CheckKind.self, forKey: .kind)
+        name = try c.decode(String.self, forKey: .name)
+        skipped = try c.decodeIfPresent(Bool.self, forKey: .skipped) ?? false
+        passed = try c.decode(Bool.self, forKey: .passed) || skipped
+        worstRelError = try c.decodeIfPresent(Double.self, forKey: .worstRelError)
+        message = try c.decode(String.self, forKey: .message)
+    }
+
+    /// In reports a skipped check is never `"passed": true`: it has `"status": "skipped"`.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(name, forKey: .name)
+        try c.encode(passed && !skipped, forKey: .passed)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(worstRelError, forKey: .worstRelError)
+        try c.encode(message, forKey: .message)
+    }
 }
 
-public struct ProtocolReport: Codable, Sendable {
+public struct ProtocolReport: Encodable, Sendable {
     public var id: String
     public var title: String
     public var golden: String
     public var checks: [CheckResult] = []
     public var seconds: Double = 0
+    /// The protocol's declared tolerance.
+    public var tolerance: Tolerance?
 
     /// Every check ran and passed, or was skipped, and at least one ran.
     public var passed: Bool { checks.allSatisfy { $0.passed || $0.skipped } && checks.contains { !$0.skipped } }
@@ -41,6 +80,22 @@ public struct ProtocolReport: Codable, Sendable {
         return (c.filter(\.passed).count, c.count)
     }
     public var failures: [CheckResult] { checks.filter { !$0.passed && !$0.skipped } }
+
+    enum CodingKeys: String, CodingKey { case id, title, golden, status, passed, checks, skippedChecks, seconds, tolerance, worstRelError }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(title, forKey: .title)
+        try c.encode(golden, forKey: .golden)
+        try c.encode(status.lowercased(), forKey: .status)
+        try c.encode(passed && !skipped, forKey: .passed)
+        try c.encode(checks.filter(\.skipped).count, forKey: .skippedChecks)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encodeIfPresent(tolerance, forKey: .tolerance)
+        try c.encode(worstRelError, forKey: .worstRelError)
+        try c.encode(checks, forKey: .checks)
+    }
 }
 
 /// Stable 64-bit FNV-1a of a string, for per-property seeds.
@@ -78,6 +133,7 @@ public enum Certifier {
     static func certifyChecks(_ p: CertProtocol, in set: ProtocolSet, options: CertifyOptions,
                               implementation: Method?, progress: (String) -> Void) -> ProtocolReport {
         var report = ProtocolReport(id: p.id, title: p.title, golden: p.golden)
+        report.tolerance = p.tolerance
         let method: Method
         do { method = try implementation ?? Registry.shared.method(p.id) } catch {
             report.checks.append(CheckResult(kind: .structure, name: "registry", passed: false, message: "\(error)"))

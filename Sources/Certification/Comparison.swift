@@ -51,7 +51,16 @@ public struct ComparisonReport: Sendable, CustomStringConvertible, Codable {
     /// Greatest |a − e| / max(|e|, atol/rtol): the relative error, with |expected| floored where
     /// the absolute tolerance governs. This is the "worst relative error" in reports and CHECKLIST.md.
     public var worstRelError = 0.0
-    public var maxULP: UInt64 = 0
+    /// Worst distance in units in the last place of the compared dtype (Float32 units when either
+    /// side is Float32); nil for integer and bool data.
+    public var maxULP: UInt64? = 0
+    /// Actual and golden values where the absolute difference is greatest.
+    public var maxAbsValues: [Double] = []
+    /// Elements where one side is NaN or infinite and the other is not the same (not counted in the
+    /// differences above, which are between finite numbers).
+    public var nonFiniteMismatched = 0
+    public var firstNonFiniteIndex: [Int] = []
+    public var firstNonFiniteValues: [Double] = []
     /// A structural problem (shape, dtype, missing data): the comparison failed without element checks.
     public var problem: String?
 
@@ -66,9 +75,17 @@ public struct ComparisonReport: Sendable, CustomStringConvertible, Codable {
         if passed { return s + ", \(count) elements, worst relative error \(fmt(worstRelError))" }
         let pct = 100.0 * Double(mismatched) / Double(count)
         s += "\n    mismatched elements: \(mismatched) / \(count) (\(String(format: "%.1f", pct))%)"
-        s += "\n    greatest absolute difference: \(fmt(maxAbs)) at index \(maxAbsIndex) (up to \(fmt(tolerance.atol)) allowed)"
-        s += "\n    greatest relative difference: \(fmt(maxRel)) at index \(maxRelIndex) (up to \(fmt(tolerance.rtol)) allowed)"
-        s += "\n    worst relative error: \(fmt(worstRelError)); worst ULP distance: \(maxULP == .max ? "n/a" : String(maxULP))"
+        if nonFiniteMismatched > 0 {
+            let (a, e) = (firstNonFiniteValues.first ?? .nan, firstNonFiniteValues.last ?? .nan)
+            s += "\n    non-finite mismatches: \(nonFiniteMismatched) (first at index \(firstNonFiniteIndex): actual \(a), golden \(e))"
+        }
+        if mismatched > nonFiniteMismatched || maxAbs > 0 {
+            s += "\n    greatest absolute difference: \(fmt(maxAbs)) at index \(maxAbsIndex) (up to \(fmt(tolerance.atol)) allowed)"
+            if maxAbsValues.count == 2 { s += "; actual \(maxAbsValues[0]), golden \(maxAbsValues[1])" }
+            s += "\n    greatest relative difference: \(fmt(maxRel)) at index \(maxRelIndex) (up to \(fmt(tolerance.rtol)) allowed)"
+            s += "\n    worst relative error: \(fmt(worstRelError))"
+            if let u = maxULP { s += "; worst ULP distance (\(ulpUnit)): \(u == .max ? "n/a" : String(u))" }
+        }
         if exact { s += "\n    (integer/bool data: compared exactly)" }
         return s
     }
@@ -76,11 +93,28 @@ public struct ComparisonReport: Sendable, CustomStringConvertible, Codable {
 
 func fmt(_ x: Double) -> String { String(format: "%.3g", x) }
 
+/// Distance in units in the last place between two Float32 values.
+public func ulpDistance32(_ a: Float, _ b: Float) -> UInt64 {
+    if a.isNaN || b.isNaN { return .max }
+    if a == b { return 0 }
+    func ordered(_ x: Float) -> Int64 {
+        let bits = Int64(Int32(bitPattern: x.bitPattern))
+        return bits < 0 ? Int64(Int32.min) - bits : bits
+    }
+    return (ordered(a) - ordered(b)).magnitude
+}
+
+extension ComparisonReport {
+    /// The dtype whose units the ULP distance counts.
+    var ulpUnit: String { actualDType == "float32" || expectedDType == "float32" ? "float32" : "float64" }
+}
+
 /// Accumulates a comparison over one dataset, chunk by chunk, so large files stream through it.
 public struct Comparator: Sendable {
     public private(set) var report: ComparisonReport
     let policy: NaNPolicy
     let floor: Double
+    let ulp32: Bool
 
     public init(name: String, actualShape: [Int], expectedShape: [Int], actualDType: String, expectedDType: String,
                 tolerance: Tolerance, exact: Bool = false, nanPolicy: NaNPolicy = .equalNaN) {
@@ -89,6 +123,8 @@ public struct Comparator: Sendable {
                                   tolerance: exact ? Tolerance(rtol: 0, atol: 0) : tolerance, exact: exact)
         policy = nanPolicy
         floor = tolerance.rtol > 0 ? tolerance.atol / tolerance.rtol : Double.leastNormalMagnitude
+        ulp32 = actualDType == "float32" || expectedDType == "float32"
+        if exact { report.maxULP = nil }
         if actualShape != expectedShape {
             report.problem = "shape mismatch: actual \(actualShape), golden \(expectedShape)"
         }
@@ -105,40 +141,48 @@ public struct Comparator: Sendable {
         var maxAbs = report.maxAbs, maxAbsAt = -1
         var maxRel = report.maxRel, maxRelAt = -1
         var worst = report.worstRelError
-        var maxULP = report.maxULP
-        var mismatched = 0
+        var maxULP = report.maxULP ?? 0
+        var mismatched = 0, nonFinite = 0, firstNonFinite = -1
         for i in 0..<min(actual.count, expected.count) {
             let a = actual[i], e = expected[i]
             if a == e { continue }  // the common case: identical values (never NaN) are close
-            var close: Bool
-            var absd: Double
-            if a.isNaN || e.isNaN {
-                close = a.isNaN && e.isNaN && policy == .equalNaN
-                absd = close ? 0 : .infinity
-            } else if a.isInfinite || e.isInfinite {
-                close = a == e
-                absd = close ? 0 : .infinity
-            } else {
-                absd = Swift.abs(a - e)
-                close = absd <= tol.atol + tol.rtol * Swift.abs(e)
+            if !a.isFinite || !e.isFinite {
+                // NaN or infinity on either side: equal only as NaN/NaN (by policy) or the same infinity.
+                if a.isNaN && e.isNaN && policy == .equalNaN { continue }
+                mismatched += 1
+                nonFinite += 1
+                if firstNonFinite < 0 { firstNonFinite = i }
+                continue
             }
+            let absd = Swift.abs(a - e)
+            let close = absd <= tol.atol + tol.rtol * Swift.abs(e)
             if !close { mismatched += 1 }
             if absd > maxAbs || (maxAbsAt < 0 && !close && absd >= maxAbs) { maxAbs = absd; maxAbsAt = i }
-            if absd > 0 {
-                let rel = e == 0 ? Double.infinity : absd / Swift.abs(e)
-                if rel > maxRel { maxRel = rel; maxRelAt = i }
-                let w = absd / Swift.max(Swift.abs(e), floor)
-                if w > worst { worst = w }
-                let u = ulpDistance(a, e)
-                if u > maxULP { maxULP = u }
-            }
+            let rel = e == 0 ? Double.infinity : absd / Swift.abs(e)
+            if rel > maxRel { maxRel = rel; maxRelAt = i }
+            let w = absd / Swift.max(Swift.abs(e), floor)
+            if w > worst { worst = w }
+            let u = ulp32 ? ulpDistance32(Float(a), Float(e)) : ulpDistance(a, e)
+            if u > maxULP { maxULP = u }
         }
         report.count += expected.count
         report.mismatched += mismatched
-        if maxAbsAt >= 0 { report.maxAbs = maxAbs; report.maxAbsIndex = Tensor.unravel(offset + maxAbsAt, shape: shape) }
+        if nonFinite > 0 {
+            if report.nonFiniteMismatched == 0 {
+                report.firstNonFiniteIndex = Tensor.unravel(offset + firstNonFinite, shape: shape)
+                report.firstNonFiniteValues = [actual[firstNonFinite], expected[firstNonFinite]]
+            }
+            report.nonFiniteMismatched += nonFinite
+            worst = .infinity
+        }
+        if maxAbsAt >= 0 {
+            report.maxAbs = maxAbs
+            report.maxAbsIndex = Tensor.unravel(offset + maxAbsAt, shape: shape)
+            report.maxAbsValues = [actual[maxAbsAt], expected[maxAbsAt]]
+        }
         if maxRelAt >= 0 { report.maxRel = maxRel; report.maxRelIndex = Tensor.unravel(offset + maxRelAt, shape: shape) }
         report.worstRelError = worst
-        report.maxULP = maxULP
+        if report.maxULP != nil { report.maxULP = maxULP }
     }
 
     public mutating func add(actual: [Double], expected: [Double], offset: Int = 0) {
@@ -152,9 +196,12 @@ public enum Compare {
 
     /// The tolerance to use: Float32 actual data against a Float64 golden is judged by Float32 tolerances
     /// (never tighter than the protocol's).
-    public static func tolerance(_ base: Tolerance, actual: DType, expected: DType) -> Tolerance {
+    /// `widen` says which of the two may be raised (an explicit user tolerance never is).
+    public static func tolerance(_ base: Tolerance, actual: DType, expected: DType,
+                                 widen: (rtol: Bool, atol: Bool) = (true, true)) -> Tolerance {
         if actual == .float32 || expected == .float32 {
-            return Tolerance(rtol: Swift.max(base.rtol, Tolerance.float32.rtol), atol: Swift.max(base.atol, Tolerance.float32.atol))
+            return Tolerance(rtol: widen.rtol ? Swift.max(base.rtol, Tolerance.float32.rtol) : base.rtol,
+                             atol: widen.atol ? Swift.max(base.atol, Tolerance.float32.atol) : base.atol)
         }
         return base
     }

@@ -1,6 +1,6 @@
 // `certify eval`: run the reference implementation on a user's inputs laid out like a golden case
 // (/<case>/inputs, /<case>/params, /<case>/cotangents) and write /<case>/outputs and /<case>/grads.
-// The output is written to a temporary name and renamed, so a failure never leaves a partial file.
+// The output goes through SafeOutput: checked before any work, written to a temporary file, renamed.
 
 import Foundation
 import HDF5
@@ -20,6 +20,7 @@ public enum Evaluator {
     /// Evaluates every case in `input`; returns the case names written.
     @discardableResult
     public static func run(protocol p: CertProtocol, input: String, output: String) throws -> [String] {
+        try SafeOutput.prepare(output)
         let method = try Registry.shared.method(p.id)
         let inFile = try File.open(input)
         let names = try caseNames(in: inFile)
@@ -37,9 +38,7 @@ public enum Evaluator {
             let r = try method.evaluate(data, wrt: p.grads)
             results.append((name, r.outputs, r.grads))
         }
-        let dir = (output as NSString).deletingLastPathComponent
-        let tmp = (dir.isEmpty ? "." : dir) + "/.\((output as NSString).lastPathComponent).\(getpid()).tmp"
-        do {
+        try SafeOutput.write(output) { tmp in
             let f = try File.create(tmp)
             try f.attributes.write("protocol", .string(p.id))
             try f.attributes.write("generator", .string("certify eval (Swift reference implementation)"))
@@ -49,14 +48,6 @@ public enum Evaluator {
                 for (k, t) in grads { try f.root.write("\(name)/grads/\(k)", .float64(t.data), shape: t.shape) }
             }
             try f.flush()
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
-        }
-        if FileManager.default.fileExists(atPath: output) { try? FileManager.default.removeItem(atPath: output) }
-        do { try FileManager.default.moveItem(atPath: tmp, toPath: output) } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw InputError(file: output, object: "", "cannot write output: \(error.localizedDescription)")
         }
         return names
     }

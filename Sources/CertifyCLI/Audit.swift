@@ -97,6 +97,7 @@ struct Audit: ParsableCommand {
     }
 
     func run() throws {
+        for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let log = Audit.logger()
         if theory { return try runTheory(log) }
         let report: AuditReport
@@ -125,19 +126,20 @@ struct Audit: ParsableCommand {
     }
 
     func writeOutputs(_ report: AuditReport) throws {
-        var files: [(String, Data)] = []
+        var files: [(path: String, body: (String) throws -> Void)] = []
         if let json {
             let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            files.append((json, try enc.encode(report)))
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let bytes = try enc.encode(report)
+            files.append((json, { try bytes.write(to: URL(fileURLWithPath: $0)) }))
         }
-        if let svg { files.append((svg, Data(report.svg().utf8))) }
-        for (path, bytes) in files {
-            do { try bytes.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-                throw InputError(file: path, object: "", "cannot write: \(error.localizedDescription)")
-            }
-            FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
+        if let svg {
+            let bytes = Data(report.svg().utf8)
+            files.append((svg, { try bytes.write(to: URL(fileURLWithPath: $0)) }))
         }
+        // All or nothing: when one file cannot be written, none is changed.
+        try SafeOutput.writeAll(files)
+        for f in files { FileHandle.standardError.write(Data("wrote \(f.path)\n".utf8)) }
     }
 
     func runBuiltIn(log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
@@ -230,7 +232,7 @@ struct Audit: ParsableCommand {
         if let json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full)).write(to: URL(fileURLWithPath: json), options: .atomic)
+            try SafeOutput.write(json, data: try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full)))
         }
     }
 }

@@ -3,6 +3,7 @@
 // bench/run.sh runs both sides in one go.
 
 import ArgumentParser
+import Certification
 import Foundation
 import Ops
 import Tensor
@@ -44,6 +45,7 @@ struct Bench: ParsableCommand {
 
         var torch: [String: Double] = [:]
         if let path = torchJSON { torch = try Bench.readTorchTimings(path) }
+        if let jsonOut { try SafeOutput.prepare(jsonOut) }
 
         print("certify bench: best of ≥ \(repeats) runs and ≥ \(minTime) s per case (after 1 warm-up), BLAS threads \(BLAS.threads)")
         var results: [(String, Double)] = []
@@ -66,7 +68,7 @@ struct Bench: ParsableCommand {
         if let jsonOut {
             let obj: [String: Any] = ["repeats": repeats, "blas_threads": Int(BLAS.threads),
                                       "results": Dictionary(uniqueKeysWithValues: results)]
-            try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: jsonOut))
+            try SafeOutput.write(jsonOut, data: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
         }
     }
 

@@ -97,6 +97,7 @@ struct BlockMNISTExportCommand: ParsableCommand {
     }
 
     func run() throws {
+        try SafeOutput.prepare(out)
         let (cfg, train, test) = try data.generate()
         try BlockMNISTExport.write(cfg, train: train, test: test, sourceDescription: data.source,
                                    pixelType: BlockMNISTExport.PixelType(rawValue: dtype)!, to: out)

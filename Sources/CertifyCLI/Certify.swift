@@ -14,7 +14,12 @@ struct Certify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certify",
         abstract: "Certify reference implementations of ML methods against independent goldens.",
-        discussion: "Exit codes: 0 success / same, 1 a check failed / files differ, 2 error (bad input, unknown protocol, bad flag).",
+        discussion: """
+            `certify run` checks Certify's own implementations against the goldens; `certify eval` and \
+            `certify diff` are for yours. Exit codes: 0 success / same, 1 a check failed / files differ, \
+            2 error (bad input, unknown protocol, bad flag).
+            """,
+        version: "certify \(certifyVersion)",
         subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self])
 
     static func main() {
@@ -31,7 +36,7 @@ struct Certify: ParsableCommand {
                 Foundation.exit(0)
             }
             // Our own errors print one clear line; argument errors print the parser's message and usage.
-            if error is HDF5Error || error is InputError || error is ProtocolError || error is ShapeError {
+            if error is HDF5Error || error is InputError || error is ProtocolError || error is ShapeError || error is OutputError {
                 FileHandle.standardError.write(Data("certify: error: \(error)\n".utf8))
             } else if let ce = error as? CLIError {
                 FileHandle.standardError.write(Data("certify: error: \(ce.message)\n".utf8))
@@ -79,6 +84,7 @@ struct Run: ParsableCommand {
         let set = try protocolsOrFail()
         let selected = try set.select(protocols)
         let format = try report.map { try ReportFormat(path: $0) }
+        if let report { try SafeOutput.prepare(report) }  // before any work
         var options = CertifyOptions()
         options.propertyTrials = trials
         options.gradientChecks = !noGradcheck
@@ -98,13 +104,13 @@ struct Run: ParsableCommand {
             print("\n\(r.id): \(r.failures.count) failing check(s)")
             for f in r.failures.prefix(verbose ? 1000 : 5) { print("  [\(f.kind.rawValue)] \(f.name): \(f.message)") }
         }
-        let skipped = reports.filter(\.skipped).count
-        let passed = reports.filter(\.passed).count
-        let failed = reports.count - passed - skipped
-        print("\n\(passed) passed, \(failed) failed" + (skipped > 0 ? ", \(skipped) skipped" : ""))
+        let counts = RunCounts(reports)
+        print("\n\(counts.certified) passed, \(counts.failed) failed" + (counts.skipped > 0 ? ", \(counts.skipped) skipped" : ""))
         for r in reports where r.skipped { print("skipped \(r.id): \(r.checks.first?.message ?? "")") }
+        let failed = counts.failed
         if let report, let format {
-            try Reports.render(reports, format: format).write(toFile: report, atomically: true, encoding: .utf8)
+            try SafeOutput.write(report, text: try Reports.render(reports, format: format, info: RunInfo(root: set.root)))
+            print("wrote \(report)")
         }
         saveLastRun(reports, root: set.root)
         if failed > 0 { throw ExitCode(1) }
@@ -129,34 +135,47 @@ struct Run: ParsableCommand {
         if let d = try? Data(contentsOf: URL(fileURLWithPath: lastRunPath(root))),
            let old = try? JSONDecoder().decode([String: String].self, from: d) { status = old }
         for r in reports { status[r.id] = r.status.lowercased() }
-        try? FileManager.default.createDirectory(atPath: root + "/.certify", withIntermediateDirectories: true)
-        if let d = try? JSONEncoder().encode(status) { try? d.write(to: URL(fileURLWithPath: lastRunPath(root))) }
+        if let d = try? JSONEncoder().encode(status) { try? SafeOutput.write(lastRunPath(root), data: d) }
     }
 }
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare your outputs with a golden: every dataset under outputs/ and grads/ (or --path).",
+        abstract: "Compare your outputs with a golden: every dataset under outputs/ and grads/.",
         discussion: """
-            Tolerances: --rtol/--atol when given; otherwise the protocol's (--protocol, or the golden's \
-            'protocol' attribute); otherwise Float64 defaults (rtol 1e-10, atol 1e-12). Float32 data is judged \
-            with Float32 tolerances. A golden dataset missing from ACTUAL is a difference. \
-            Exit: 0 same within tolerance, 1 different, 2 error.
+            Only outputs and gradients are compared; a golden's inputs, params and cotangents are context. \
+            Tolerances: --rtol/--atol when given (applied as given to every dataset, Float32 ones included); \
+            otherwise the protocol's (--protocol, or the golden's 'protocol' attribute); otherwise Float64 \
+            defaults (rtol 1e-10, atol 1e-12); Float32 data is then judged with at least torch.testing's Float32 \
+            tolerances. The summary line names the tolerances used and their source. A golden dataset missing \
+            from ACTUAL is a difference unless --ignore-missing. By default only differences and the summary \
+            are printed (--verbose: every dataset). Exit: 0 same within tolerance, 1 different, 2 error.
             """)
 
     @Argument(help: "Your HDF5 file.") var actual: String
     @Argument(help: "The golden HDF5 file.") var golden: String
-    @Option(help: "Relative tolerance.") var rtol: Double?
-    @Option(help: "Absolute tolerance.") var atol: Double?
+    @Option(help: "Relative tolerance (applies to every dataset).") var rtol: Double?
+    @Option(help: "Absolute tolerance (applies to every dataset).") var atol: Double?
     @Option(name: .customLong("protocol"), help: "Protocol id whose tolerances apply.") var protocolID: String?
-    @Option(help: "Compare only datasets under this group (e.g. case0, or / for every dataset).") var path: String?
+    @Option(help: ArgumentHelp("Compare only datasets under this group (repeatable; e.g. case0).", valueName: "group"))
+    var path: [String] = []
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Compare only these output/gradient names.", valueName: "name"))
+    var only: [String] = []
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Compare only these cases.", valueName: "case"))
+    var cases: [String] = []
+    @Flag(help: "List golden datasets missing from ACTUAL as ignored instead of counting them as differences.")
+    var ignoreMissing = false
+    @Flag(help: "Compare every dataset, inputs, params and cotangents too.") var allDatasets = false
+    @Flag(help: .hidden) var drift = false
     @Flag(help: "Treat NaN as different from NaN (torch.testing's default).") var nanNotEqual = false
+    @Flag(name: .shortAndLong, help: "Print every compared dataset, not only the differences.") var verbose = false
     @Flag(name: .shortAndLong, help: "Print only the summary line.") var quiet = false
 
     func validate() throws {
         for (n, v) in [("rtol", rtol), ("atol", atol)] {
-            if let v, !(v >= 0 && v.isFinite) { throw ValidationError("--\(n) must be a finite number ≥ 0") }
+            if let v, !(v >= 0 && v.isFinite) { throw ValidationError("--\(n) must be a finite number ≥ 0, got \(v)") }
         }
+        if verbose && quiet { throw ValidationError("--verbose and --quiet exclude each other") }
     }
 
     func run() throws {
@@ -164,7 +183,12 @@ struct Diff: ParsableCommand {
         o.rtol = rtol
         o.atol = atol
         o.protocolID = protocolID
-        o.path = path
+        o.paths = path
+        o.only = only
+        o.cases = cases
+        o.ignoreMissing = ignoreMissing
+        o.allDatasets = allDatasets
+        o.drift = drift
         o.nanPolicy = nanNotEqual ? .nanNeverEqual : .equalNaN
         try preflight(golden)
         try preflight(actual)
@@ -172,13 +196,14 @@ struct Diff: ParsableCommand {
         if protocolID != nil && set == nil { throw CLIError(message: "cannot load protocols to resolve --protocol") }
         let r = try Certification.Diff.run(actual: actual, golden: golden, options: o, protocols: set)
         if !quiet {
-            for rep in r.reports { print(rep.description) }
+            for rep in r.reports where verbose || !rep.passed { print(rep.description) }
             for p in r.onlyInGolden { print("\(p): only in golden \(golden) — missing from \(actual)") }
-            for p in r.onlyInActual { print("\(p): only in \(actual) (not in the golden; not compared)") }
+            for p in r.ignored { print("\(p): missing from \(actual) — ignored (--ignore-missing)") }
+            if verbose || !r.identical {
+                for p in r.onlyInActual { print("\(p): only in \(actual) (not in the golden; not compared)") }
+            }
         }
-        let bad = r.reports.filter { !$0.passed }.count + r.onlyInGolden.count
-        print("\(r.identical ? "same" : "DIFFERENT"): \(r.reports.count) dataset(s) compared, \(bad) difference(s)" +
-              (r.protocolID.map { " [protocol \($0)]" } ?? ""))
+        print(r.summary)
         throw ExitCode(r.exitCode)
     }
 }
@@ -209,25 +234,53 @@ struct List: ParsableCommand {
         if let d = try? Data(contentsOf: URL(fileURLWithPath: lastRunPath(set.root))) {
             status = (try? JSONDecoder().decode([String: String].self, from: d)) ?? [:]
         }
+        func row(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
+            "\(a.padding(toLength: 34, withPad: " ", startingAt: 0)) \(b.padding(toLength: 10, withPad: " ", startingAt: 0)) \(c.padding(toLength: 44, withPad: " ", startingAt: 0)) \(d)"
+        }
+        print(row("protocol", "last run", "golden", "method [paper]"))
         for p in set.protocols {
-            let st = status[p.id] ?? "not run"
-            print("\(p.id.padding(toLength: 34, withPad: " ", startingAt: 0)) \(st.padding(toLength: 10, withPad: " ", startingAt: 0)) \(p.golden)  — \(p.title) [\(p.paper)]")
+            print(row(p.id, status[p.id] ?? "not run", p.golden, "\(p.title) [\(p.paper)]"))
         }
     }
 }
 
 struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a protocol in readable form.")
-    @Argument(help: "Protocol id.") var protocolID: String
+    static let configuration = CommandConfiguration(
+        abstract: "Show protocols in readable form, or as JSON (--json) for other tools.",
+        discussion: "Takes ids or prefixes, as `certify run` does (e.g. core.softmax, core, iadg).")
+    @Argument(help: "Protocol ids or prefixes.") var protocols: [String]
+    @Flag(help: "Print the contracts as JSON: names, shapes, dtypes, declared params, tolerances, cases.") var json = false
+
+    func validate() throws {
+        if protocols.isEmpty { throw ValidationError("name at least one protocol id or prefix (see `certify list`)") }
+    }
+
     func run() throws {
-        let p = try protocolsOrFail().protocolFor(protocolID)
+        let set = try protocolsOrFail()
+        let selected = try set.select(protocols.map { String($0.prefix(200)) })
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let docs = selected.map { ProtocolContract($0) }
+            let data = selected.count == 1 && protocols.count == 1 && protocols[0] == selected[0].id
+                ? try enc.encode(docs[0]) : try enc.encode(docs)
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(selected.map(describe).joined(separator: "\n" + String(repeating: "─", count: 60) + "\n\n"), terminator: "")
+    }
+
+    func describe(_ p: CertProtocol) -> String {
         var s = "\(p.id) — \(p.title)\n  paper:     \(p.paper)\n  equation:  \(p.equation)\n  reference: \(p.reference)\n"
         s += "  golden:    \(p.golden) (generator \(p.generator))\n  tolerance: \(p.tolerance)\n"
         func specs(_ title: String, _ xs: [TensorSpec], _ path: String) {
             guard !xs.isEmpty else { return }
             s += "\n\(title) (/<case>/\(path)/<name>):\n"
             for x in xs {
-                s += "  \(x.name): \(x.dtype ?? "float64") \(x.shape ?? "")\((x.optional ?? false) ? " (optional)" : "")"
+                let dtype = x.dtype ?? "float64"
+                s += "  \(x.name): \(dtype)"
+                if let shape = x.shape, shape != dtype { s += " \(shape)" }
+                if x.optional ?? false { s += " (optional)" }
                 if x.rtol != nil || x.atol != nil { s += "  [\(p.tolerance(for: x.name))]" }
                 if let d = x.description { s += " — \(d)" }
                 s += "\n"
@@ -246,7 +299,7 @@ struct Show: ParsableCommand {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
         }
         if let n = p.notes { s += "\nnotes: \(n)\n" }
-        print(s, terminator: "")
+        return s
     }
 }
 
@@ -255,14 +308,15 @@ struct Checklist: ParsableCommand {
     @Option(help: "Output path (default: CHECKLIST.md at the package root).") var output: String?
     func run() throws {
         let set = try protocolsOrFail()
+        let out = output ?? set.root + "/CHECKLIST.md"
+        try SafeOutput.prepare(out)
         var reports: [ProtocolReport] = []
         for p in set.protocols {
             stderr("checklist: \(p.id)\n")
             reports.append(Certifier.certify(p, in: set))
         }
         let text = Reports.checklist(protocols: set.protocols, reports: reports)
-        let out = output ?? set.root + "/CHECKLIST.md"
-        try text.write(toFile: out, atomically: true, encoding: .utf8)
+        try SafeOutput.write(out, text: text)
         print("wrote \(out): \(reports.filter(\.passed).count) of \(reports.count) certified")
     }
 }

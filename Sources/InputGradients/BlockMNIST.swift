@@ -242,9 +242,7 @@ public enum BlockMNISTExport {
                 throw InputError(file: path, object: "/null_block", "null value \(v) is not a multiple of 1/255 in [0, 1]; export with float32 pixels")
             }
         }
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
-        do {
+        try SafeOutput.write(path) { tmp in
             let f = try File.create(tmp)
             let a = f.attributes
             try a.write("dataset", .string(cfg.placement == .top ? "BlockMNIST-Top" : "BlockMNIST"))
@@ -268,14 +266,6 @@ public enum BlockMNISTExport {
                 try f.root.write("\(name)/source_index", .int64(s.sourceIndex.map(Int64.init)), shape: [s.labels.count])
             }
             try f.flush()
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
-        }
-        if FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
-        do { try FileManager.default.moveItem(atPath: tmp, toPath: path) } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw InputError(file: path, object: "", "cannot write: \(error.localizedDescription)")
         }
     }
 

@@ -58,6 +58,7 @@ public struct LAVAClassification: Sendable {
     public var tauADMR: Double
     public var cascade: CascadeMode
     public var adaLogits: [Double]
+    /// ADMR logits (computed for every file; reports omit them when the cascade did not use ADMR).
     public var admrLogits: [Double]
     public var adaConfidence: Double
     /// ADA class, or −1 (unknown).
@@ -69,6 +70,10 @@ public struct LAVAClassification: Sendable {
 
     func describe(_ kind: OfficialModelKind, logits: [Double], confidence: Double, decision: Int, tau: Double) -> String {
         let names = kind.classNames
+        if decision == notRunLabel {
+            // Logits the cascade did not use are not shown.
+            return "not run (\(cascade == .paper ? "the paper's cascade runs ADMR only on accepted CodecFake" : "ADA rejected the sample"))"
+        }
         let probs = try! Tensor(unchecked: [1, logits.count], logits).softmax(axis: 1).data
         let best = probs.indices.max { probs[$0] < probs[$1] }!
         let verdict: String
@@ -105,7 +110,7 @@ public struct LAVAClassification: Sendable {
         return """
             {"file": "\(escaped)", "sample_rate": \(sampleRate), "channels": \(channels), "encoding": "\(encoding.rawValue)", \
             "frames": \(frames), "samples_16k": \(samples16k), "tau_ada": \(num(tauADA)), "tau_admr": \(num(tauADMR)), \
-            "cascade": "\(cascade == .officialCode ? "code" : "paper")", "logits_ada": \(arr(adaLogits)), "logits_admr": \(arr(admrLogits)), \
+            "cascade": "\(cascade == .officialCode ? "code" : "paper")", "logits_ada": \(arr(adaLogits)), "logits_admr": \(admrDecision == notRunLabel ? "null" : arr(admrLogits)), \
             "confidence_ada": \(num(adaConfidence)), "decision_ada": \(adaDecision), "confidence_admr": \(num(admrConfidence)), \
             "decision_admr": \(admrDecision)}
             """

@@ -109,7 +109,7 @@ func editedCopy(_ name: String, of golden: String = softmaxGolden, _ edit: (File
                 try f.root.write(name, .float32(v.map(Float.init)), shape: try ds.shape)
             }
         }
-        let r = try certify("diff", path, softmaxGolden)
+        let r = try certify("diff", path, softmaxGolden, "--verbose")
         #expect(r.status == 0, "\(r.out)")
         #expect(r.out.contains("float32 vs golden float64"), "\(r.out)")
     }
@@ -131,7 +131,7 @@ func editedCopy(_ name: String, of golden: String = softmaxGolden, _ edit: (File
             (["diff", dir, softmaxGolden], "directory"),
             (["diff", empty, softmaxGolden], "empty"),
             (["diff", text, softmaxGolden], "not an HDF5 file"),
-            (["diff", softmaxGolden, wrongLayout], "no datasets to compare"),
+            (["diff", softmaxGolden, wrongLayout], "no outputs or gradients"),
             (["eval", "core.softmax", "--input", truncated, "--output", tmp("o1.h5")], truncated),
             (["eval", "core.softmax", "--input", wrongLayout, "--output", tmp("o2.h5")], "no case groups"),
             (["eval", "core.nope", "--input", softmaxGolden, "--output", tmp("o3.h5")], "unknown protocol id"),
