@@ -15,7 +15,13 @@ public let lavaFixturesDefault = "../shared/fixtures/lava"
 /// The folder holding ADA_model.h5 and ADMR_model.h5: $CERTIFY_LAVA_FIXTURES, else ../shared/fixtures/lava from the package root.
 public func lavaFixturesDirectory() -> String {
     if let d = ProcessInfo.processInfo.environment[lavaFixturesEnvironment], !d.isEmpty { return d }
-    return URL(fileURLWithPath: packageRoot()).appendingPathComponent(lavaFixturesDefault).standardizedFileURL.path
+    let fromRoot = URL(fileURLWithPath: packageRoot()).appendingPathComponent(lavaFixturesDefault).standardizedFileURL.path
+    if FileManager.default.fileExists(atPath: fromRoot) { return fromRoot }
+    // A copy of the protocols and goldens elsewhere (CERTIFY_ROOT) still finds the fixtures beside the
+    // checkout this binary was built from.
+    let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let fromCheckout = checkout.appendingPathComponent(lavaFixturesDefault).standardizedFileURL.path
+    return FileManager.default.fileExists(atPath: fromCheckout) ? fromCheckout : fromRoot
 }
 
 /// The released weights are not where they should be. Its description starts with "skipped: fixtures not found" so that a

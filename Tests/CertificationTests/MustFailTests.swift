@@ -47,3 +47,44 @@ import Testing
         #expect(!Certifier.runProperty(p, protocolID: "x", trials: 20).passed)
     }
 }
+
+@Suite struct ReportDetails {
+    /// ULP distances count in the compared dtype's units, and are omitted for integer data.
+    @Test func ulpUnits() {
+        let ints = Compare.arrays(name: "i", actual: [1, 2], actualShape: [2], actualDType: .int64,
+                                  expected: [1, 3], expectedShape: [2], expectedDType: .int64)
+        #expect(!ints.passed && ints.maxULP == nil && !ints.description.contains("ULP"), "\(ints.description)")
+        let x = 1.0 + 1e-6
+        let f32 = Compare.arrays(name: "f", actual: [Double(Float(x))], actualShape: [1], actualDType: .float32,
+                                 expected: [1.0], expectedShape: [1], expectedDType: .float64, tolerance: .float64)
+        // Float(1 + 1e-6) is 8 Float32 ULPs above 1 (but about 4.5e9 Float64 ULPs).
+        #expect(f32.maxULP == 8, "\(String(describing: f32.maxULP))")
+        let f64 = Compare.arrays(name: "d", actual: [1.0.nextUp.nextUp], actualShape: [1], expected: [1.0], expectedShape: [1],
+                                 tolerance: Tolerance(rtol: 0, atol: 0))
+        #expect(f64.maxULP == 2 && f64.description.contains("ULP distance (float64): 2"), "\(f64.description)")
+    }
+
+    /// A skipped check is never reported as `"passed": true`.
+    @Test func skippedIsNotPassed() throws {
+        let c = CheckResult(kind: .gradcheck, name: "big full", passed: true, message: "full mode skipped", skipped: true)
+        let obj = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(c)) as? [String: Any])
+        #expect(obj["passed"] as? Bool == false && obj["status"] as? String == "skipped")
+        var r = ProtocolReport(id: "x.y", title: "t", golden: "g")
+        r.checks = [c]
+        let doc = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(r)) as? [String: Any])
+        #expect(doc["passed"] as? Bool == false && doc["status"] as? String == "skipped")
+    }
+
+    /// JUnit failure messages are the first line, cut at a word boundary.
+    @Test func junitMessagesAreNotCutMidWord() {
+        let long = (0..<80).map { "word\($0)" }.joined(separator: " ") + "\nsecond line"
+        let h = Reports.headline(long)
+        #expect(h.hasSuffix(" …") && h.count <= 202)
+        let last = h.dropLast(2).split(separator: " ").last.map(String.init) ?? ""
+        #expect(long.split(separator: " ").map(String.init).contains(last), "cut mid-word: \(last)")
+        var r = ProtocolReport(id: "x.y", title: "t", golden: "g")
+        r.checks = [CheckResult(kind: .golden, name: "c", passed: false, message: long)]
+        let xml = Reports.junit([r], info: RunInfo(root: "/nonexistent"))
+        #expect(xml.contains("message=\"\(h)\""), "\(xml)")
+    }
+}
