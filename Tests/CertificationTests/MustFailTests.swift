@@ -59,7 +59,7 @@ import Testing
                                  expected: [1.0], expectedShape: [1], expectedDType: .float64, tolerance: .float64)
         // Float(1 + 1e-6) is 8 Float32 ULPs above 1 (but about 4.5e9 Float64 ULPs).
         #expect(f32.maxULP == 8, "\(String(describing: f32.maxULP))")
-        let f64 = Compare.arrays(name: "d", actual: [1.0.nextUp.nextUp], actualShape: [1], expected: [1.0], expectedShape: [1],
+        let f64 = Compare.arrays(name: "d", actual: [(1.0 as Double).nextUp.nextUp], actualShape: [1], expected: [1.0], expectedShape: [1],
                                  tolerance: Tolerance(rtol: 0, atol: 0))
         #expect(f64.maxULP == 2 && f64.description.contains("ULP distance (float64): 2"), "\(f64.description)")
     }
