@@ -8,16 +8,22 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 PY := /usr/bin/python3
+# The pinned virtual environment of reference libraries Debian lacks (golden/requirements.txt). A
+# generator whose second line is "# certify-venv: …" runs in it; every other one in /usr/bin/python3.
+VENV := golden/.venv
+VENV_PY := $(VENV)/bin/python
+# Shell snippet: sets $$py to the interpreter for generator $$g.
+PYFOR = py=$(PY); sed -n 2p "$$g" | grep -q '^\# certify-venv' && py=$(VENV_PY);
 # System packages: HDF5 (library, headers, h5dump/h5diff), OpenBLAS (CBLAS), zlib, and the
 # reference stack the generators and interop tests use (Debian's Python 3 packages).
 APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
-	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn \
+	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn python3-venv python3-pip \
 	dataset-fashion-mnist espeak-ng
 # Every reference generator named by a protocol's `generator:` field (the protocols are the source of truth).
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps build certify test goldens goldens-check goldens-canary checklist clean
+.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean
 
 deps:
 	@missing=""; \
@@ -42,12 +48,20 @@ test: deps
 checklist: build
 	$(RELEASE) checklist
 
-goldens: deps
-	@for g in $(GENERATORS); do echo "== $$g"; $(PY) $$g || exit 1; done
+# Made once (idempotent): recreated only when golden/requirements.txt changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: golden/requirements.txt | deps
+	rm -rf $(VENV)
+	$(PY) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r golden/requirements.txt
+	@touch $@
 
-goldens-check: build
+goldens: deps venv
+	@for g in $(GENERATORS); do $(PYFOR) echo "== $$g ($$py)"; $$py $$g || exit 1; done
+
+goldens-check: build venv
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	for g in $(GENERATORS); do $(PY) $$g --out "$$tmp" >> "$$tmp/generators.log" 2>&1 || { cat "$$tmp/generators.log"; exit 2; }; done; \
+	for g in $(GENERATORS); do $(PYFOR) $$py $$g --out "$$tmp" >> "$$tmp/generators.log" 2>&1 || { cat "$$tmp/generators.log"; exit 2; }; done; \
 	status=0; \
 	for f in $$(cd golden && find . -name '*.h5' | sort); do \
 	  if [ ! -f "$$tmp/$$f" ]; then \

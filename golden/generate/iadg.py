@@ -1,7 +1,8 @@
 #!/usr/bin/python3
+# certify-venv: runs in golden/.venv (scikit-learn 1.3.0, pinned by the official code; `make venv`)
 """Reference generator for IADG (Zhou et al., CVPR 2023): protocols/iadg/*.yaml.
 
-usage: /usr/bin/python3 golden/generate/iadg.py [--out DIR] [PROTOCOL-ID ...]
+usage: golden/.venv/bin/python golden/generate/iadg.py [--out DIR] [PROTOCOL-ID ...]
 
 Independent references: scikit-learn / SciPy for the metrics (called exactly as the official
 utils/metric.py calls them), PyTorch in Float64 for the network pieces (written from the spec
@@ -68,19 +69,55 @@ def core_concatenate(case, rng):
 # ---------------------------------------------------------------------------------------------
 # iadg.metrics — scikit-learn + SciPy, as utils/metric.py cal_metrics and test.py do it.
 
+PINNED_SKLEARN = "1.3.0"  # the official requirement.txt
+LEGACY_PYTHON = "/usr/bin/python3"  # Debian's interpreter, with Debian's scikit-learn 1.2.1
+
+_LEGACY_ROC = """
+import io, sys, warnings
+import numpy as np, sklearn
+from sklearn.metrics import roc_curve
+assert sklearn.__version__ < "1.3", sklearn.__version__
+d = np.load(io.BytesIO(sys.stdin.buffer.read()))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fpr, tpr, thr = roc_curve(d["labels"], d["scores"], pos_label=0)
+buf = io.BytesIO()
+np.savez(buf, fpr=fpr, tpr=tpr, thresholds=thr, version=np.array(sklearn.__version__))
+sys.stdout.buffer.write(buf.getvalue())
+"""
+
+
+def legacy_roc_curve(labels, scores):
+    """roc_curve of scikit-learn < 1.3 (max(score)+1 for the prepended point), run by Debian's own
+    scikit-learn 1.2.1 in its interpreter: the first_threshold = 1 divergence comes from the library
+    version that has it, not from a patch."""
+    import io
+    import subprocess
+    buf = io.BytesIO()
+    np.savez(buf, labels=np.asarray(labels), scores=np.asarray(scores))
+    out = subprocess.run([LEGACY_PYTHON, "-c", _LEGACY_ROC], input=buf.getvalue(), capture_output=True, check=True)
+    d = np.load(io.BytesIO(out.stdout))
+    return d["fpr"], d["tpr"], d["thresholds"]
+
+
 def cal_metrics_reference(labels, scores, first_threshold):
-    """utils/metric.py cal_metrics(y, s, threshold='auto'), returning every intermediate."""
+    """utils/metric.py cal_metrics(y, s, threshold='auto'), returning every intermediate. first_threshold 0
+    is scikit-learn 1.3.0's roc_curve (the official pin; this generator runs in the pinned virtual
+    environment), 1 is scikit-learn 1.2.1's (Debian's, in its own interpreter)."""
+    import sklearn
     from scipy.interpolate import interp1d
     from scipy.optimize import brentq
     from sklearn.metrics import auc, confusion_matrix, roc_curve
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fpr, tpr, thresholds = roc_curve(labels, scores, pos_label=0)
+    if sklearn.__version__ != PINNED_SKLEARN:
+        raise SystemExit(f"iadg.metrics needs scikit-learn {PINNED_SKLEARN} (found {sklearn.__version__}): "
+                         "run the generator through `make goldens` (golden/.venv)")
     if first_threshold == 0:
-        # scikit-learn >= 1.3 (pinned 1.3.0): np.r_[np.inf, thresholds] instead of thresholds[0] + 1.
-        thresholds = thresholds.copy()
-        thresholds[0] = np.inf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fpr, tpr, thresholds = roc_curve(labels, scores, pos_label=0)
+    else:
+        fpr, tpr, thresholds = legacy_roc_curve(labels, scores)
     area = auc(fpr, tpr)
     eer, info = brentq(lambda x: 1. - x - interp1d(fpr, tpr)(x), 0., 1., full_output=True)
     with np.errstate(invalid="ignore"):
@@ -621,6 +658,7 @@ def network(case, rng):
 # ---------------------------------------------------------------------------------------------
 
 LIBS = {"iadg.metrics": ("sklearn", "scipy")}
+LEGACY_NOTE = {"iadg.metrics": "; first_threshold = 1 cases: roc_curve of Debian's scikit-learn 1.2.1 (/usr/bin/python3)"}
 COMPRESS_MIN = 512  # datasets with at least this many elements are written gzip-compressed (shuffle filter)
 
 
@@ -646,7 +684,7 @@ def write_case(w, name, d):
 def generate(pid, out_root):
     proto = load_protocol(pid)
     libs = LIBS.get(pid, ("torch",))
-    w = GoldenWriter(pid, out_root, "golden/generate/iadg.py", REFERENCE[pid] + "; " + library_versions(*libs))
+    w = GoldenWriter(pid, out_root, "golden/generate/iadg.py", REFERENCE[pid] + "; " + library_versions(*libs) + LEGACY_NOTE.get(pid, ""))
     for case in proto["cases"]:
         rng = rng_for(pid, case["name"])
         write_case(w, case["name"], GEN[pid](case, rng))
