@@ -68,10 +68,13 @@ public struct ProtocolReport: Encodable, Sendable {
     /// The protocol's declared tolerance.
     public var tolerance: Tolerance?
 
-    public init(id: String, title: String, golden: String) {
+    public init(id: String, title: String, golden: String, checks: [CheckResult] = [], seconds: Double = 0, tolerance: Tolerance? = nil) {
         self.id = id
         self.title = title
         self.golden = golden
+        self.checks = checks
+        self.seconds = seconds
+        self.tolerance = tolerance
     }
 
     /// Every check ran and passed, or was skipped, and at least one ran.

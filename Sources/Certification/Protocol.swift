@@ -86,6 +86,32 @@ public struct Divergence: Codable, Sendable {
     public var measured: String?
 }
 
+/// What a protocol's golden is evidence of.
+public enum ReferenceKind: String, Codable, Sendable, CaseIterable {
+    /// The golden comes from an independent library (PyTorch, SciPy, scikit-learn) or follows the
+    /// official code with library operations: passing means "equals an independent reference".
+    case independent
+    /// The golden encodes a definition of Certify's own (a tie rule, a data-set composition, a metric
+    /// or pooling written out in NumPy): passing means "consistent with its definition", nothing more.
+    case definition
+
+    /// The status cell of CHECKLIST.md for a certified protocol of this kind.
+    public var certifiedLabel: String {
+        switch self {
+        case .independent: return "✅ certified"
+        case .definition: return "✅ consistent with its definition"
+        }
+    }
+
+    /// One line for `certify show`.
+    public var explanation: String {
+        switch self {
+        case .independent: return "independent (certified against an independent reference)"
+        case .definition: return "definition (the golden encodes Certify's own definition: passing means consistent with its definition, not certified against an independent reference)"
+        }
+    }
+}
+
 /// A parsed protocol.
 public struct CertProtocol: @unchecked Sendable {
     public var id: String
@@ -95,6 +121,8 @@ public struct CertProtocol: @unchecked Sendable {
     public var reference: String
     public var golden: String
     public var generator: String
+    /// `reference_kind:` in the YAML; `independent` when absent.
+    public var referenceKind: ReferenceKind = .independent
     public var inputs: [TensorSpec]
     public var params: [TensorSpec]
     public var outputs: [TensorSpec]
@@ -110,7 +138,7 @@ public struct CertProtocol: @unchecked Sendable {
 
     static let allowedKeys: Set<String> = [
         "id", "title", "paper", "equation", "reference", "golden", "generator", "inputs", "params", "outputs",
-        "grads", "tolerance", "cases", "gradient_check", "properties", "divergences", "notes",
+        "grads", "tolerance", "cases", "gradient_check", "properties", "divergences", "notes", "reference_kind",
     ]
     static let requiredKeys: [String] = ["id", "title", "paper", "equation", "reference", "golden", "generator", "outputs", "cases"]
 
@@ -158,9 +186,16 @@ public struct CertProtocol: @unchecked Sendable {
             if cases.contains(where: { $0.name == name }) { throw ProtocolError(file: path, "duplicate case '\(name)'") }
             cases.append(CaseSpec(name: name, raw: c))
         }
+        var kind = ReferenceKind.independent
+        if let raw = dict["reference_kind"] {
+            guard let s = raw as? String, let k = ReferenceKind(rawValue: s) else {
+                throw ProtocolError(file: path, "'reference_kind' must be one of \(ReferenceKind.allCases.map(\.rawValue)), got '\(raw)'")
+            }
+            kind = k
+        }
         let p = CertProtocol(
             id: try str("id"), title: try str("title"), paper: try str("paper"), equation: try str("equation"),
-            reference: try str("reference"), golden: try str("golden"), generator: try str("generator"),
+            reference: try str("reference"), golden: try str("golden"), generator: try str("generator"), referenceKind: kind,
             inputs: try decode("inputs", [TensorSpec].self) ?? [], params: try decode("params", [TensorSpec].self) ?? [],
             outputs: try decode("outputs", [TensorSpec].self) ?? [], grads: try decode("grads", [String].self) ?? [],
             tolerance: try decode("tolerance", Tolerance.self) ?? .float64, cases: cases,
@@ -195,6 +230,8 @@ public struct ProtocolContract: Encodable, Sendable {
     public var paper: String
     public var golden: String
     public var generator: String
+    /// "independent" or "definition" (see `ReferenceKind`).
+    public var reference_kind: ReferenceKind
     public var tolerance: Tolerance
     public var inputs: [TensorSpec]
     public var params: [TensorSpec]
@@ -214,6 +251,7 @@ public struct ProtocolContract: Encodable, Sendable {
         paper = p.paper
         golden = p.golden
         generator = p.generator
+        reference_kind = p.referenceKind
         tolerance = p.tolerance
         inputs = p.inputs
         params = p.params
@@ -231,15 +269,19 @@ public struct ProtocolContract: Encodable, Sendable {
 public struct ProtocolSet: Sendable {
     public var root: String
     public var protocols: [CertProtocol]
+    /// The papers' claims ledgers (protocols/<paper>/claims.yaml), sorted by path.
+    public var ledgers: [ClaimsLedger] = []
 
-    /// Loads every `protocols/**/*.yaml` under `root` (the package root), validating goldens exist.
+    /// Loads every `protocols/**/*.yaml` under `root` (the package root), validating goldens exist,
+    /// and the claims ledgers (`protocols/<paper>/claims.yaml`, which are not protocols).
     public static func load(root: String) throws -> ProtocolSet {
         let dir = (root as NSString).appendingPathComponent("protocols")
         guard let en = FileManager.default.enumerator(atPath: dir) else {
             throw ProtocolError(file: dir, "no protocols folder")
         }
         var out: [CertProtocol] = []
-        for case let rel as String in en where rel.hasSuffix(".yaml") {
+        // claims.yaml is a paper's claims ledger (ClaimsLedger), not a protocol.
+        for case let rel as String in en where rel.hasSuffix(".yaml") && (rel as NSString).lastPathComponent != ClaimsLedger.fileName {
             let p = try CertProtocol.load((dir as NSString).appendingPathComponent(rel))
             let golden = (root as NSString).appendingPathComponent(p.golden)
             guard FileManager.default.fileExists(atPath: golden) else {
@@ -248,7 +290,11 @@ public struct ProtocolSet: Sendable {
             if out.contains(where: { $0.id == p.id }) { throw ProtocolError(file: p.file, "duplicate protocol id '\(p.id)'") }
             out.append(p)
         }
-        return ProtocolSet(root: root, protocols: out.sorted { $0.id < $1.id })
+        let ledgers = try ClaimsLedger.loadAll(root: root)
+        for l in ledgers where !out.contains(where: { $0.id.hasPrefix(l.protocols + ".") }) {
+            throw ProtocolError(file: l.file, "'protocols: \(l.protocols)' names no protocol prefix")
+        }
+        return ProtocolSet(root: root, protocols: out.sorted { $0.id < $1.id }, ledgers: ledgers)
     }
 
     public func protocolFor(_ id: String) throws -> CertProtocol {

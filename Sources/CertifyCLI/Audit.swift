@@ -11,6 +11,21 @@ import HDF5
 import InputGradients
 import Tensor
 
+/// The compiler that built this binary (major.minor), for provenance blocks.
+let swiftCompilerVersion: String = {
+    #if compiler(>=6.4)
+    return "≥ 6.4"
+    #elseif compiler(>=6.3)
+    return "6.3"
+    #elseif compiler(>=6.2)
+    return "6.2"
+    #elseif compiler(>=6.1)
+    return "6.1"
+    #else
+    return "< 6.1"
+    #endif
+}()
+
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
@@ -100,11 +115,14 @@ struct Audit: ParsableCommand {
         for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let log = Audit.logger()
         if theory { return try runTheory(log) }
-        let report: AuditReport
+        var report: AuditReport
         if let attributions, let data {
             report = try scoreUserAttributions(attributions, data: data, log: log)
+            report.provenance = Audit.provenance(data: "BlockMNIST export \(data), attributions \(attributions)",
+                                                 seeds: "retraining seeds \(audit.seeds.map(String.init).joined(separator: ","))")
         } else {
             report = try runBuiltIn(log: log)
+            report.provenance = Audit.provenance(data: dataDescription, seeds: seedDescription)
         }
         print(report.table())
         if let d = report.attributedModelAccuracy {
@@ -112,6 +130,33 @@ struct Audit: ParsableCommand {
         }
         print(String(format: "%.1f s", report.seconds))
         try writeOutputs(report)
+    }
+
+    /// The provenance block of a JSON report: commit, command line, data, seeds and versions.
+    static func provenance(data: String, seeds: String) -> [String: String] {
+        let info = RunInfo(root: packageRoot())
+        let args = CommandLine.arguments.dropFirst().map { a in
+            a.isEmpty || a.contains(where: { " \"'$|&;<>()*?[]".contains($0) }) ? "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" : a
+        }
+        return [
+            "commit": info.commit, "date": info.date, "command": (["certify"] + args).joined(separator: " "),
+            "data": data, "seeds": seeds,
+            "versions": "certify \(certifyVersion), Swift \(swiftCompilerVersion), \(ProcessInfo.processInfo.operatingSystemVersionString); no Python library is involved",
+        ]
+    }
+
+    /// The data source and subset of a built-in audit.
+    var dataDescription: String {
+        let subset = "first \(blockmnist.trainLimit.map(String.init) ?? "all") training and first \(blockmnist.testLimit.map(String.init) ?? "all") test images"
+        if dataset == "fashion-mnist" { return "MNIST-format IDX files in \(blockmnist.source), all classes, \(subset)" }
+        return "\(dataset == "blockmnist-top" || blockmnist.top ? "BlockMNIST-Top" : "BlockMNIST") built from the MNIST-format IDX files in \(blockmnist.source), classes \(blockmnist.classes), \(subset); null block: outline rows/cols \(blockmnist.nullFirst)..\(blockmnist.nullLast), value \(blockmnist.nullValue), thickness \(blockmnist.nullThickness)"
+    }
+
+    /// Every seed of a built-in audit.
+    var seedDescription: String {
+        let a = audit
+        return "retraining seeds \(a.seeds.map(String.init).joined(separator: ",")); attributed model RNG(\(a.modelSeed)), robust-accuracy attack RNG(\(a.modelSeed)+7), attribution noise RNG(\(a.modelSeed)+99)"
+            + (dataset == "fashion-mnist" ? "" : "; BlockMNIST placement seed \(blockmnist.seed)")
     }
 
     /// Progress lines on stderr with the elapsed time.
@@ -232,7 +277,9 @@ struct Audit: ParsableCommand {
         if let json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try SafeOutput.write(json, data: try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full)))
+            let prov = Audit.provenance(data: "synthetic (TheoryCases.\(full ? "full" : "fast") in Sources/InputGradients/Theory.swift)",
+                                        seeds: "each experiment's seed s (0): training set RNG(s), test set RNG(s+1), model and training RNG(s+2)")
+            try SafeOutput.write(json, data: try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full, provenance: prov)))
         }
     }
 }

@@ -273,6 +273,7 @@ struct Show: ParsableCommand {
     func describe(_ p: CertProtocol) -> String {
         var s = "\(p.id) — \(p.title)\n  paper:     \(p.paper)\n  equation:  \(p.equation)\n  reference: \(p.reference)\n"
         s += "  golden:    \(p.golden) (generator \(p.generator))\n  tolerance: \(p.tolerance)\n"
+        s += "  reference kind: \(p.referenceKind.explanation)\n"
         func specs(_ title: String, _ xs: [TensorSpec], _ path: String) {
             guard !xs.isEmpty else { return }
             s += "\n\(title) (/<case>/\(path)/<name>):\n"
@@ -315,7 +316,7 @@ struct Checklist: ParsableCommand {
             stderr("checklist: \(p.id)\n")
             reports.append(Certifier.certify(p, in: set))
         }
-        let text = Reports.checklist(protocols: set.protocols, reports: reports)
+        let text = Reports.checklist(protocols: set.protocols, reports: reports, ledgers: set.ledgers, root: set.root)
         try SafeOutput.write(out, text: text)
         print("wrote \(out): \(reports.filter(\.passed).count) of \(reports.count) certified")
     }

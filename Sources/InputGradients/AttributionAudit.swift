@@ -75,6 +75,9 @@ public struct AuditReport: Sendable, Codable {
     public var localization: [LocalizationPoint]
     public var settings: [String: String]
     public var seconds: Double
+    /// Where the report comes from: commit, command line, data source and subset, seeds, versions
+    /// (filled by `certify audit`; absent in reports made through the library API).
+    public var provenance: [String: String]? = nil
 }
 
 public struct AttributionAudit: Sendable {

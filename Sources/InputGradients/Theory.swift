@@ -200,10 +200,13 @@ public struct TheoryCases: Sendable {
         public var cases: [Outcome]
         public var tc6: OracleOutcome
         public var full: Bool
-        public init(cases: [Outcome], tc6: OracleOutcome, full: Bool) {
+        /// Commit, command line, data, seeds and versions (filled by `certify audit --theory`).
+        public var provenance: [String: String]?
+        public init(cases: [Outcome], tc6: OracleOutcome, full: Bool, provenance: [String: String]? = nil) {
             self.cases = cases
             self.tc6 = tc6
             self.full = full
+            self.provenance = provenance
         }
     }
 

@@ -64,7 +64,7 @@ import Testing
     @Test func checklistIsUpToDate() throws {
         let committed = try String(contentsOfFile: protocolSet.root + "/CHECKLIST.md", encoding: .utf8)
         let reports = Array(certifiedReports.values)
-        let fresh = Reports.checklist(protocols: protocolSet.protocols, reports: reports)
+        let fresh = Reports.checklist(protocols: protocolSet.protocols, reports: reports, ledgers: protocolSet.ledgers, root: protocolSet.root)
         // A protocol that cannot run here (third-party fixtures absent) is compared on the other rows only.
         let skipped = reports.filter(\.skipped).map { "| `\($0.id)` |" }
         func rows(_ text: String) -> [String] {
