@@ -65,7 +65,9 @@ public struct DiffResult: Sendable {
         case .defaults:
             s += "Float64 defaults (\(baseTolerance))"
             if let protocolID, !protocolKnown { s += " — the golden names protocol '\(protocolID)', which is unknown here" }
-        case .drift(let id): s += "drift check: \(Tolerance.driftFraction)× those of \(id.map { "protocol \($0)" } ?? "the Float64 defaults"), floor \(Tolerance.driftFloor)·max|golden dataset|"
+        case .drift(let id):
+            s += "drift check: \(Tolerance.driftFraction)× those of \(id.map { "protocol \($0)" } ?? "the Float64 defaults"), floor \(Tolerance.driftFloor)·max|golden dataset|"
+            if id == nil, let protocolID { s += " — the golden names protocol '\(protocolID)', which is unknown here" }
         }
         if usedFloat32Defaults { s += "; Float32 data judged with at least torch.testing's Float32 tolerances (\(Tolerance.float32))" }
         return s

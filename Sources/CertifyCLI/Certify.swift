@@ -192,8 +192,12 @@ struct Diff: ParsableCommand {
         o.nanPolicy = nanNotEqual ? .nanNeverEqual : .equalNaN
         try preflight(golden)
         try preflight(actual)
-        let set = try? protocolsOrFail()
-        if protocolID != nil && set == nil { throw CLIError(message: "cannot load protocols to resolve --protocol") }
+        let set: ProtocolSet?
+        do { set = try protocolsOrFail() } catch {
+            if protocolID != nil || drift { throw CLIError(message: "cannot load the protocols: \(error)") }
+            stderr("certify: warning: cannot load the protocols (\(error)); the golden's protocol tolerances are not available\n")
+            set = nil
+        }
         let r = try Certification.Diff.run(actual: actual, golden: golden, options: o, protocols: set)
         if !quiet {
             for rep in r.reports where verbose || !rep.passed { print(rep.description) }

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
+# certify-venv: runs in golden/.venv (Captum 0.6.0 for the attribution cases it can certify; `make venv`)
 """Reference generator for "Do Input Gradients Highlight Discriminative Features?" (NeurIPS 2021):
-protocols/input_gradients/*.yaml, with NumPy (masks, BlockMNIST, localization, DiffROAR pooling) and
-PyTorch autograd in Float64 (attributions, PGD).
+protocols/input_gradients/*.yaml, with NumPy (masks, BlockMNIST, localization, DiffROAR pooling),
+PyTorch autograd in Float64 (attributions, PGD) and Captum (the captum_* attribution cases).
 
-usage: /usr/bin/python3 golden/generate/input_gradients.py [--out DIR] [PROTOCOL-ID ...]
+usage: golden/.venv/bin/python golden/generate/input_gradients.py [--out DIR] [PROTOCOL-ID ...]
 
 Same contract as core.py: each @op(<protocol id>) function receives the protocol case and a seeded
 NumPy Generator (PCG64 from crc32('<id>/<case>')) and returns (inputs, params, fn, grad_names). Every
@@ -213,6 +214,9 @@ def attributions(case, rng):
     if method == "integrated_gradients":
         p["steps"] = np.int64(steps)
 
+    if opt(case, "reference") == "captum":
+        return inputs, p, captum_attributions(method, target, y, steps), []
+
     def fn(**t):
         xt = t["x"]
         if method == "gradient":
@@ -232,6 +236,70 @@ def attributions(case, rng):
             raise ValueError(method)
         return {"attributions": a}
     return inputs, p, fn, []
+
+
+CAPTUM_VERSION = "0.6.0"
+
+
+def captum_attributions(method, target, y, steps):
+    """The attribution as Captum computes it (IntegratedGradients with the right Riemann rule; NoiseTunnel
+    'smoothgrad' over Saliency with abs=False), on the same functional MLP. Where Captum's definitions differ
+    from the protocol's, the difference is removed here and recorded as a divergence in the protocol:
+    - Captum builds its Riemann alphas and step sizes with the default dtype (float32): the call runs with
+      torch's default dtype set to float64 (divergence captum_float32_alphas);
+    - NoiseTunnel draws its own N(0, σ²) noise with torch.normal and one σ per input tensor: the case's stored
+      noise (NumPy-drawn, per-example σ) is handed to it by replacing torch.normal inside Captum's noise tunnel
+      for the call (divergence captum_smoothgrad_noise);
+    - Saliency takes |∇| by default: abs=False gives the signed gradient the protocol defines."""
+    import captum
+    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+    from captum.attr._core import noise_tunnel
+    if captum.__version__ != CAPTUM_VERSION:
+        raise SystemExit(f"the captum cases need Captum {CAPTUM_VERSION} (found {captum.__version__}): run `make goldens` (golden/.venv)")
+    yt = torch.tensor(y, dtype=torch.long)
+
+    def forward(inp, labels=None):
+        out = mlp_forward(params_t, inp)
+        if target == "softmax":
+            return F.softmax(out, dim=1)
+        if target == "loss":
+            return F.cross_entropy(out, labels, reduction="none")
+        return out
+
+    params_t = {}
+
+    def fn(**t):
+        params_t.clear()
+        params_t.update({k: v for k, v in t.items() if k.startswith("fc")})
+        xt = t["x"]
+        kwargs = {"additional_forward_args": (yt,), "target": None} if target == "loss" else {"target": yt}
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            if method == "integrated_gradients":
+                a = IntegratedGradients(forward).attribute(xt, baselines=t["baseline"], n_steps=steps,
+                                                            method="riemann_right", **kwargs)
+            elif method == "smoothgrad":
+                noise = t["noise"]  # [N, n, ...]; NoiseTunnel repeats each example N times (repeat_interleave)
+                N = noise.shape[0]
+                flat = noise.transpose(0, 1).reshape((noise.shape[1] * N,) + tuple(noise.shape[2:]))
+                real_normal = noise_tunnel.torch.normal
+
+                def stored_noise(mean, std, *a, **k):
+                    assert tuple(std.shape) == tuple(flat.shape), (std.shape, flat.shape)
+                    return flat.clone()
+                noise_tunnel.torch.normal = stored_noise
+                try:
+                    a = NoiseTunnel(Saliency(forward)).attribute(xt, nt_type="smoothgrad", nt_samples=N, stdevs=1.0,
+                                                                 abs=False, **kwargs)
+                finally:
+                    noise_tunnel.torch.normal = real_normal
+            else:
+                raise ValueError(f"no Captum reference for method {method}")
+        finally:
+            torch.set_default_dtype(previous)
+        return {"attributions": a.detach()}
+    return fn
 
 
 def pgd_reference(t, x, y, norm, eps, lr, iters, rand_eps, lo, hi, noise, scaling):
