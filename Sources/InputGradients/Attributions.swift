@@ -173,11 +173,11 @@ public enum Attribution {
 
 // MARK: - Protocol entry
 
-/// The MLP of a golden case: params fc1.weight, fc1.bias, fc2.…, [fc3.…].
+/// The MLP of a golden case: params fc1.weight, fc1.bias, fc2.…, [fc3.…] (the protocols declare three layers at most).
 func caseMLP(_ ctx: Context) throws -> MLP {
     var ws: [Tensor] = [], bs: [Tensor] = []
     var l = 1
-    while ctx.data.has("fc\(l).weight") {
+    while l <= 3, ctx.data.has("fc\(l).weight") {
         ws.append(try ctx.tensor("fc\(l).weight"))
         bs.append(try ctx.tensor("fc\(l).bias"))
         l += 1
