@@ -90,7 +90,7 @@ public enum ParamValue: Codable, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    var numbers: [Double]? {
+    public var numbers: [Double]? {
         switch self {
         case .bool(let b): [b ? 1 : 0]
         case .number(let d): [d]
