@@ -301,22 +301,25 @@ extension CertProtocol {
     }
 
     /// Each input, param or cotangent of the case that this protocol does not declare, with the
-    /// message saying so (the declared names, and the nearest one when it looks like a misspelling).
-    public func undeclaredDatasets(in data: CaseData) -> [(section: String, name: String, error: InputError)] {
+    /// message saying so (the declared names, the nearest one when it looks like a misspelling, and `remedy`).
+    public func undeclaredDatasets(in data: CaseData, remedy: String = "remove it")
+        -> [(section: String, name: String, error: InputError)] {
         data.datasetNames.compactMap { section, name in
             let declared = declaredNames(section)
             guard !declared.contains(name) else { return nil }
-            var why: String
+            var why = "not declared by \(id) "
             if section == "cotangents" && grads.isEmpty {
-                why = "not declared by \(id) (it certifies no gradients, so it takes no cotangents)"
+                why += "(it certifies no gradients, so it takes no cotangents); \(remedy)"
             } else {
+                let kind = section == "cotangents" ? "outputs" : section
                 let listed = declared.count > 12 ? declared.prefix(10).joined(separator: ", ") + ", … (\(declared.count - 10) more)"
                     : declared.joined(separator: ", ")
-                let kind = section == "cotangents" ? "outputs" : section
-                why = "not declared by \(id) (" + (declared.isEmpty ? "it declares no \(kind))" : "declared \(kind): \(listed))")
-                if let near = declared.min(by: { editDistance($0, name) < editDistance($1, name) }),
-                   editDistance(near, name) <= Swift.max(1, Swift.min(2, name.count / 3)) {
-                    why += "; did you mean '\(near)'?"
+                why += declared.isEmpty ? "(it declares no \(kind))" : "(declared \(kind): \(listed))"
+                let near = declared.min { editDistance($0, name) < editDistance($1, name) }
+                if let near, editDistance(near, name) <= Swift.max(1, Swift.min(2, name.count / 3)) {
+                    why += "; did you mean '\(near)'? Otherwise \(remedy)"
+                } else {
+                    why += "; \(remedy)"
                 }
             }
             return (section, name, InputError(file: data.source, object: "/\(data.name)/\(section)/\(name)", why))

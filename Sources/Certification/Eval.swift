@@ -38,10 +38,8 @@ public enum Evaluator {
                 throw InputError(file: input, object: "/\(name)", "has no inputs/ or params/ group (wrong layout)")
             }
             var data = try p.read(file: inFile, case: name, sections: ["inputs", "params", "cotangents"])
-            for (section, dataset, error) in p.undeclaredDatasets(in: data) {
-                guard allowExtra else {
-                    throw InputError(file: error.file, object: error.object, error.message + "; remove it or pass --allow-extra")
-                }
+            for (section, dataset, error) in p.undeclaredDatasets(in: data, remedy: "remove it or pass --allow-extra") {
+                guard allowExtra else { throw error }
                 ignored.append(error.object)
                 data.remove(section: section, name: dataset)
             }
