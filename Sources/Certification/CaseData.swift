@@ -308,7 +308,10 @@ extension CertProtocol {
             let declared = declaredNames(section)
             guard !declared.contains(name) else { return nil }
             var why = "not declared by \(id) "
-            if section == "cotangents" && grads.isEmpty {
+            let other = section == "inputs" ? "params" : section == "params" ? "inputs" : nil
+            if let other, declaredNames(other).contains(name) {
+                why += "as an \(section == "inputs" ? "input" : "param"): it is declared under \(other)/; move it to /\(data.name)/\(other)/\(name)"
+            } else if section == "cotangents" && grads.isEmpty {
                 why += "(it certifies no gradients, so it takes no cotangents); \(remedy)"
             } else {
                 let kind = section == "cotangents" ? "outputs" : section

@@ -44,6 +44,10 @@ func withExtra(_ id: String, _ section: String, _ name: String, _ value: ArrayDa
             ("core.softmax", "cotangents", "z", .float64([1]), [1], "declared outputs: y"),
             ("core.adam_step", "cotangents", "param", .float64([1]), [1], "certifies no gradients"),
         ]
+        // A declared param stored under inputs/ is not silently moved either.
+        let (moved, mc) = try withExtra("core.softmax", "inputs", "axis", .int64([1]))
+        let m = try certify("eval", "core.softmax", "--input", moved, "--output", tmp("strict-moved.h5"))
+        #expect(m.status == 2 && m.err.contains("/\(mc)/inputs/axis: not declared by core.softmax as an input: it is declared under params/"), "\(m.err)")
         for (id, section, name, value, shape, needle) in cases {
             let (path, c) = try withExtra(id, section, name, value, shape: shape)
             let out = tmp("strict-out.h5")
