@@ -163,7 +163,7 @@ public enum Certifier {
             for extra in present.subtracting(p.cases.map(\.name)).sorted() {
                 throw InputError(file: path, object: "/\(extra)", "case is not listed in \(p.file)")
             }
-            for c in p.cases { cases.append(try CaseData.read(file: file, name: c.name)) }
+            for c in p.cases { cases.append(try p.read(file: file, case: c.name)) }
         } catch {
             report.checks.append(CheckResult(kind: .structure, name: "golden file", passed: false, message: "\(error)"))
             return report
@@ -243,8 +243,9 @@ public enum Certifier {
         var out: [CheckResult] = []
         let result: (outputs: [String: Tensor], grads: [String: Tensor])
         do {
-            try data.requirePresent(p.inputs.filter { !($0.optional ?? false) }, section: "inputs")
-            try data.requireDeclaredDTypes(inputs: p.inputs, params: p.params)
+            // A golden holds only what its protocol declares, and its method reads only that.
+            if let u = p.undeclaredDatasets(in: data).first { throw u.error }
+            try p.requireValid(data)
             result = try method.evaluate(data, wrt: p.grads)
         } catch let e as SkippableError {
             return [CheckResult(kind: .golden, name: data.name, passed: true, message: e.skipReason, skipped: true)]

@@ -18,8 +18,13 @@ func typed(_ t: Tensor, as dtype: String?) -> ArrayData {
 
 public enum Evaluator {
     /// Evaluates every case in `input`; returns the case names written.
+    ///
+    /// An input, param or cotangent the protocol does not declare is an error naming it, unless
+    /// `allowExtra`: then it is dropped (never seen by the method) and `warn` lists it. A param whose
+    /// value the goldens do not certify is reported through `warn` and the case's `uncertified` attribute.
     @discardableResult
-    public static func run(protocol p: CertProtocol, input: String, output: String) throws -> [String] {
+    public static func run(protocol p: CertProtocol, input: String, output: String, allowExtra: Bool = false,
+                           warn: (String) -> Void = { _ in }) throws -> [String] {
         try SafeOutput.prepare(output)
         let method = try Registry.shared.method(p.id)
         let inFile = try File.open(input)
@@ -27,23 +32,42 @@ public enum Evaluator {
         guard !names.isEmpty else {
             throw InputError(file: input, object: "/", "no case groups; expected /<case>/inputs/... as `certify show \(p.id)` lists")
         }
-        var results: [(String, [String: Tensor], [String: Tensor])] = []
+        var results: [(String, [String: Tensor], [String: Tensor], [String])] = []
+        var ignored: [String] = []
         for name in names {
             guard inFile.root.isGroup("\(name)/inputs") || inFile.root.isGroup("\(name)/params") else {
                 throw InputError(file: input, object: "/\(name)", "has no inputs/ or params/ group (wrong layout)")
             }
-            let data = try CaseData.read(file: inFile, name: name, sections: ["inputs", "params", "cotangents"])
-            try data.requirePresent(p.inputs.filter { !($0.optional ?? false) }, section: "inputs")
-            try data.requireDeclaredDTypes(inputs: p.inputs, params: p.params)
+            var data = try p.read(file: inFile, case: name, sections: ["inputs", "params", "cotangents"])
+            for (section, dataset, error) in p.undeclaredDatasets(in: data, remedy: "remove it or pass --allow-extra") {
+                guard allowExtra else { throw error }
+                ignored.append(error.object)
+                data.remove(section: section, name: dataset)
+            }
+            try p.requireValid(data)
             let r = try method.evaluate(data, wrt: p.grads)
-            results.append((name, r.outputs, r.grads))
+            let uncertified = p.uncertifiedParams(in: data)
+            if !uncertified.isEmpty {
+                warn("\(input): /\(name): \(uncertified.joined(separator: ", ")): declared by \(p.id) but not certified by its goldens")
+            }
+            results.append((name, r.outputs, r.grads, uncertified))
+        }
+        if !ignored.isEmpty {
+            let shown = ignored.count > 12 ? ignored.prefix(10).joined(separator: ", ") + ", … (\(ignored.count - 10) more)" : ignored.joined(separator: ", ")
+            warn("\(input): ignored \(ignored.count) dataset(s) not declared by \(p.id) (--allow-extra): \(shown)")
         }
         try SafeOutput.write(output) { tmp in
             let f = try File.create(tmp)
             try f.attributes.write("protocol", .string(p.id))
             try f.attributes.write("generator", .string("certify eval (Swift reference implementation)"))
             try f.attributes.write("source", .string(input))
-            for (name, outs, grads) in results {
+            let flagged = results.filter { !$0.3.isEmpty }
+            if !flagged.isEmpty {
+                try f.attributes.write("uncertified", .string(flagged.map { "\($0.0): \($0.3.joined(separator: ", "))" }.joined(separator: "; ")))
+            }
+            for (name, outs, grads, uncertified) in results {
+                let g = try f.root.createGroup(name)
+                if !uncertified.isEmpty { try g.attributes.write("uncertified", .string(uncertified.joined(separator: ", "))) }
                 for (k, t) in outs { try f.root.write("\(name)/outputs/\(k)", typed(t, as: p.outputs.first { $0.name == k }?.dtype), shape: t.shape) }
                 for (k, t) in grads { try f.root.write("\(name)/grads/\(k)", .float64(t.data), shape: t.shape) }
             }

@@ -10,7 +10,7 @@ import Tensor
 /// `grads` are leaves whose gradients are taken; every other tensor enters as a constant.
 public final class Context: @unchecked Sendable {
     public let tape: Tape
-    public let data: CaseData
+    public internal(set) var data: CaseData
     public let differentiable: Set<String>
     private(set) var leaves: [String: Var] = [:]
 
@@ -95,15 +95,30 @@ public struct Method: Sendable {
     }
 
     /// Outputs and (when the case has cotangents) gradients of Σ outputs ⊙ cotangents w.r.t. `wrt`.
+    /// When `data.declared` is set, reading any other name is an `UndeclaredReadError`.
     public func evaluate(_ data: CaseData, wrt: [String]) throws -> (outputs: [String: Tensor], grads: [String: Tensor]) {
         if !allowsNonFinite { try data.requireFinite() }
-        let ctx = Context(data: data, differentiable: Set(wrt))
-        let leaves = try wrt.filter { data.has($0) }.map { ($0, try ctx.leaf($0)) }
-        let outs: [String: Var]
-        do { outs = try build(ctx) } catch let e as ShapeError {
-            // An op rejected the case's data: name the file and case as well as the op and shapes.
-            throw InputError(file: data.source, object: "/\(data.name)", "\(e) (inputs: \(shapeSummary(data)))")
+        // A fresh log for this build, attached after the gradient leaves are taken: the names it
+        // records are the ones the method itself reads.
+        let outer = data.log, log = ReadLog()
+        var plain = data
+        plain.log = nil
+        let ctx = Context(data: plain, differentiable: Set(wrt))
+        let leaves = try wrt.filter { plain.holds($0) && (plain.declared?.contains($0) ?? true) }.map { ($0, try ctx.leaf($0)) }
+        ctx.data.log = log
+        func undeclared() -> UndeclaredReadError? {
+            outer?.merge(log)
+            guard !log.undeclared.isEmpty else { return nil }
+            return UndeclaredReadError(method: id, names: log.undeclared.sorted(), file: data.declared?.file ?? "the protocol")
         }
+        let outs: [String: Var]
+        do { outs = try build(ctx) } catch {
+            if let u = undeclared() { throw u }
+            // An op rejected the case's data: name the file and case as well as the op and shapes.
+            if let e = error as? ShapeError { throw InputError(file: data.source, object: "/\(data.name)", "\(e) (inputs: \(shapeSummary(data)))") }
+            throw error
+        }
+        if let u = undeclared() { throw u }
         let values = outs.mapValues(\.value)
         guard !data.cotangents.isEmpty, !leaves.isEmpty else { return (values, [:]) }
         var pairs: [(Var, Tensor)] = []

@@ -52,6 +52,81 @@ public struct TensorSpec: Codable, Sendable {
     /// Per-output tolerance overriding the protocol's.
     public var rtol: Double?
     public var atol: Double?
+    /// The value the method uses when the case omits this param (the param is then optional).
+    public var `default`: ParamValue?
+    /// The values of this param that the goldens certify; any other value is accepted but reported
+    /// as not certified (`certify show`, eval's `uncertified` attribute). Absent: no restriction.
+    public var certified: [ParamValue]?
+
+    static let allowedKeys: Set<String> = ["name", "shape", "dtype", "description", "optional", "rtol", "atol", "default", "certified"]
+
+    /// Whether a case may omit it.
+    public var isOptional: Bool { (optional ?? false) || self.default != nil }
+
+    /// Whether `value` is among the certified values (always true without a `certified` list).
+    public func certifies(_ value: ParamValue) -> Bool { certified.map { $0.contains(value) } ?? true }
+
+    /// "(declared, not certified: ceil_mode = true)" for `certify show`, or nil.
+    public var uncertifiedSummary: String? {
+        guard let c = certified else { return nil }
+        if dtype == "bool", c.count == 1, case .bool(let b) = c[0] {
+            return "declared, not certified: \(name) = \(!b)"
+        }
+        return "declared, not certified: \(name) other than \(c.map(\.description).joined(separator: ", "))"
+    }
+}
+
+/// A param value as a protocol states it (`default:`, `certified:`) or a case holds it.
+/// Equality compares numerically: `true` = 1, a scalar = a one-element list.
+public enum ParamValue: Codable, Sendable, Hashable, CustomStringConvertible {
+    case bool(Bool), number(Double), list([Double]), string(String)
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let l = try? c.decode([Double].self) { self = .list(l) }
+        else { self = .string(try c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .bool(let b): try c.encode(b)
+        case .number(let d): try c.encode(d)
+        case .list(let l): try c.encode(l)
+        case .string(let s): try c.encode(s)
+        }
+    }
+
+    public var numbers: [Double]? {
+        switch self {
+        case .bool(let b): [b ? 1 : 0]
+        case .number(let d): [d]
+        case .list(let l): l
+        case .string: nil
+        }
+    }
+
+    public static func == (a: ParamValue, b: ParamValue) -> Bool {
+        if case .string(let x) = a, case .string(let y) = b { return x == y }
+        guard let x = a.numbers, let y = b.numbers else { return false }
+        return x == y
+    }
+
+    public func hash(into h: inout Hasher) {
+        if case .string(let s) = self { h.combine(s) } else { h.combine(numbers) }
+    }
+
+    public var description: String {
+        func num(_ d: Double) -> String { d.rounded() == d && Swift.abs(d) < 1e15 ? String(Int(d)) : "\(d)" }
+        switch self {
+        case .bool(let b): return "\(b)"
+        case .number(let d): return num(d)
+        case .list(let l): return "[" + l.map(num).joined(separator: ", ") + "]"
+        case .string(let s): return "'\(s)'"
+        }
+    }
 }
 
 /// One golden case: its name, input shapes and parameter values (the generator draws the data).
@@ -142,6 +217,17 @@ public struct CertProtocol: @unchecked Sendable {
     ]
     static let requiredKeys: [String] = ["id", "title", "paper", "equation", "reference", "golden", "generator", "outputs", "cases"]
 
+    /// The names a case may hold in each section: inputs and params as declared, cotangents named
+    /// after the outputs (only when the protocol certifies gradients).
+    public func declaredNames(_ section: String) -> [String] {
+        switch section {
+        case "inputs": inputs.map(\.name)
+        case "params": params.map(\.name)
+        case "cotangents": grads.isEmpty ? [] : outputs.map(\.name)
+        default: outputs.map(\.name)
+        }
+    }
+
     /// Tolerance for one output or gradient name.
     public func tolerance(for name: String) -> Tolerance {
         if let o = outputs.first(where: { $0.name == name }), o.rtol != nil || o.atol != nil {
@@ -164,6 +250,14 @@ public struct CertProtocol: @unchecked Sendable {
             throw ProtocolError(file: path, "unknown key(s) \(unknown.sorted()); allowed: \(allowedKeys.sorted())")
         }
         for k in requiredKeys where dict[k] == nil { throw ProtocolError(file: path, "missing required key '\(k)'") }
+        for section in ["inputs", "params", "outputs"] {
+            for entry in dict[section] as? [[String: Any]] ?? [] {
+                let bad = Set(entry.keys).subtracting(TensorSpec.allowedKeys)
+                if !bad.isEmpty {
+                    throw ProtocolError(file: path, "\(section) entry '\(entry["name"] ?? "?")' has unknown key(s) \(bad.sorted()); allowed: \(TensorSpec.allowedKeys.sorted())")
+                }
+            }
+        }
         func str(_ k: String) throws -> String {
             guard let s = dict[k] as? String else { throw ProtocolError(file: path, "'\(k)' must be a string") }
             return s

@@ -36,7 +36,8 @@ struct Certify: ParsableCommand {
                 Foundation.exit(0)
             }
             // Our own errors print one clear line; argument errors print the parser's message and usage.
-            if error is HDF5Error || error is InputError || error is ProtocolError || error is ShapeError || error is OutputError {
+            if error is HDF5Error || error is InputError || error is ProtocolError || error is ShapeError || error is OutputError
+                || error is UndeclaredReadError {
                 FileHandle.standardError.write(Data("certify: error: \(error)\n".utf8))
             } else if let ce = error as? CLIError {
                 FileHandle.standardError.write(Data("certify: error: \(ce.message)\n".utf8))
@@ -215,17 +216,19 @@ struct Diff: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the reference implementation on inputs laid out like a golden case.",
-        discussion: "Reads /<case>/inputs, /<case>/params and /<case>/cotangents; writes /<case>/outputs and /<case>/grads. See `certify show ID` for the names and shapes.")
+        discussion: "Reads /<case>/inputs, /<case>/params and /<case>/cotangents; writes /<case>/outputs and /<case>/grads. See `certify show ID` for the names and shapes. A name the protocol does not declare is an error (exit 2) unless --allow-extra; a param value the goldens do not certify is a warning and the case's `uncertified` attribute.")
 
     @Argument(help: "Protocol id.") var protocolID: String
     @Option(name: .shortAndLong, help: "Input HDF5 file.") var input: String
     @Option(name: .shortAndLong, help: "Output HDF5 file (written atomically).") var output: String
+    @Flag(help: "Ignore (with a warning) inputs, params and cotangents the protocol does not declare, instead of refusing them.")
+    var allowExtra = false
 
     func run() throws {
         let set = try protocolsOrFail()
         let p = try set.protocolFor(protocolID)
         try preflight(input)
-        let cases = try Evaluator.run(protocol: p, input: input, output: output)
+        let cases = try Evaluator.run(protocol: p, input: input, output: output, allowExtra: allowExtra) { stderr("certify: warning: \($0)\n") }
         print("wrote \(output): \(cases.count) case(s) of \(p.id)")
     }
 }
@@ -285,7 +288,9 @@ struct Show: ParsableCommand {
                 let dtype = x.dtype ?? "float64"
                 s += "  \(x.name): \(dtype)"
                 if let shape = x.shape, shape != dtype { s += " \(shape)" }
-                if x.optional ?? false { s += " (optional)" }
+                if x.isOptional { s += " (optional)" }
+                if let d = x.default { s += " (default \(d))" }
+                if let u = x.uncertifiedSummary { s += " (\(u))" }
                 if x.rtol != nil || x.atol != nil { s += "  [\(p.tolerance(for: x.name))]" }
                 if let d = x.description { s += " — \(d)" }
                 s += "\n"

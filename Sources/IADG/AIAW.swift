@@ -48,6 +48,9 @@ public enum WhiteningMask: Int, Sendable, CaseIterable {
     /// The plain instance-whitening baseline (RobustNet's IW loss form): every strictly upper-triangular
     /// entry, k = C(C−1)/2, for both classes.
     case allOffDiagonal = 1
+    /// Masks given by the caller (params mask_real, mask_fake: 0/1 entries, [C, C], any positions), for
+    /// checking an AIAW loss against masks of one's own without constructing statistics that select them.
+    case given = 2
 }
 
 public enum AIAW {

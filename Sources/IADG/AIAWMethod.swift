@@ -39,6 +39,8 @@ let aiawMethod = Method("iadg.aiaw", properties: aiawProperties) { ctx in
     case .allOffDiagonal:
         maskReal = AIAW.upperTriangle(c)
         maskFake = maskReal
+    case .given:
+        (maskReal, maskFake) = (try givenMask(ctx, "mask_real"), try givenMask(ctx, "mask_fake"))
     }
     out["mask_real"] = ctx.constant(maskReal)
     out["mask_fake"] = ctx.constant(maskFake)
@@ -52,6 +54,15 @@ let aiawMethod = Method("iadg.aiaw", properties: aiawProperties) { ctx in
     out["loss_aug"] = la
     out["loss"] = try lo + la
     return out
+}
+
+/// A mask param of mask_mode 2: 0/1 entries (its shape is checked by the loss).
+private func givenMask(_ ctx: Context, _ name: String) throws -> Tensor {
+    let m = try ctx.tensor(name)
+    if let i = m.data.firstIndex(where: { $0 != 0 && $0 != 1 }) {
+        throw ShapeError("iadg.aiaw", "\(name) must hold 0/1 entries, found \(m.data[i]) at \(Tensor.unravel(i, shape: m.shape))")
+    }
+    return m
 }
 
 /// The loss value of features f with given masks (a fresh tape).

@@ -173,16 +173,12 @@ public enum Attribution {
 
 // MARK: - Protocol entry
 
-/// The MLP of a golden case: params fc1.weight, fc1.bias, fc2.…, [fc3.…].
+/// The MLP of a golden case: params fc1.weight, fc1.bias, fc2.weight, fc2.bias and, for two hidden
+/// layers, fc3.weight, fc3.bias (as the protocols declare them).
 func caseMLP(_ ctx: Context) throws -> MLP {
-    var ws: [Tensor] = [], bs: [Tensor] = []
-    var l = 1
-    while ctx.data.has("fc\(l).weight") {
-        ws.append(try ctx.tensor("fc\(l).weight"))
-        bs.append(try ctx.tensor("fc\(l).bias"))
-        l += 1
-    }
-    return try MLP(weights: ws, biases: bs)
+    let layers = ctx.data.has("fc3.weight") ? 3 : 2
+    return try MLP(weights: (1...layers).map { try ctx.tensor("fc\($0).weight") },
+                   biases: (1...layers).map { try ctx.tensor("fc\($0).bias") })
 }
 
 func caseLabels(_ ctx: Context, _ name: String = "y") throws -> [Int] {

@@ -156,3 +156,48 @@ func run(_ id: String, _ data: CaseData) throws -> [String: Tensor] {
         #expect(a["loss"]!.data[0] != b["loss"]!.data[0])
     }
 }
+
+/// Issue 10 §2: iadg.aiaw takes the masks directly (mask_mode 2), so users testing their own AIAW loss
+/// need not construct statistics whose top-k lands on their mask.
+@Suite struct AIAWGivenMasks {
+    /// The selective masks of a golden case, given directly, reproduce that case's losses and gradients.
+    @Test func givenMasksReproduceTheSelectiveCase() throws {
+        registerAll()
+        let set = try ProtocolSet.load(root: packageRoot())
+        let p = try set.protocolFor("iadg.aiaw")
+        let file = try File.open(set.goldenPath(p))
+        for name in ["two_epochs", "odd_batch_own_half"] {
+            let golden = try p.read(file: file, case: name)
+            var d = golden
+            d.inputs["stat_org"] = nil
+            d.inputs["stat_aug"] = nil
+            d.params["mask_mode"] = Tensor(scalar: 2)
+            d.params["mask_real"] = golden.outputs["mask_real"]
+            d.params["mask_fake"] = golden.outputs["mask_fake"]
+            let r = try Registry.shared.method(p.id).evaluate(d, wrt: p.grads)
+            for k in ["loss_org", "loss_aug", "loss", "mask_real", "num_sensitive_fake"] {
+                #expect(r.outputs[k]?.data == golden.outputs[k]?.data || Swift.abs(r.outputs[k]!.data[0] - golden.outputs[k]!.data[0]) <= 1e-12,
+                        "\(name)/\(k)")
+            }
+            for k in p.grads {
+                let (a, e) = (try #require(r.grads[k]), try #require(golden.grads[k]))
+                #expect(zip(a.data, e.data).allSatisfy { Swift.abs($0 - $1) <= 1e-12 + 1e-10 * Swift.abs($1) }, "\(name)/grads/\(k)")
+            }
+        }
+    }
+
+    @Test func givenMasksMustBeZeroOne() throws {
+        registerAll()
+        let set = try ProtocolSet.load(root: packageRoot())
+        let p = try set.protocolFor("iadg.aiaw")
+        var d = try p.read(file: try File.open(set.goldenPath(p)), case: "given_masks", sections: ["inputs", "params"])
+        var m = try #require(d.params["mask_fake"])
+        m.data[3] = 0.5
+        d.params["mask_fake"] = m
+        let e = try #require(throws: InputError.self) { _ = try Registry.shared.method(p.id).evaluate(d, wrt: []) }
+        #expect("\(e)".contains("mask_fake must hold 0/1 entries"), "\(e)")
+        d.params["mask_fake"] = nil
+        let e2 = try #require(throws: InputError.self) { _ = try Registry.shared.method(p.id).evaluate(d, wrt: []) }
+        #expect(e2.object == "/given_masks/params/mask_fake", "\(e2)")
+    }
+}

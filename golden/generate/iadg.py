@@ -334,6 +334,15 @@ def aiaw(case, rng):
         out = {"cov_real": st["real"].cov.numpy(), "cov_fake": st["fake"].cov.numpy(),
                "epoch_masks_real": torch.stack(masks["real"]).numpy().astype(np.int64),
                "epoch_masks_fake": torch.stack(masks["fake"]).numpy().astype(np.int64)}
+    elif params["mask_mode"] == 2:
+        # masks given by the caller: 0/1 at any positions (diagonal entries bring in eps_loss), at least one 1
+        given = []
+        for _ in ("real", "fake"):
+            m = (data.random((c, c)) < 0.3).astype(np.int64)
+            m[0, 1] = 1
+            given.append(m)
+        params["mask_real"], params["mask_fake"] = given
+        mask_real, mask_fake = (torch.tensor(m, dtype=torch.float64) for m in given)
     else:
         mask_real = mask_fake = torch.ones(c, c, dtype=torch.float64).triu(diagonal=1)
     out["mask_real"] = mask_real.numpy().astype(np.int64)
