@@ -161,6 +161,18 @@ public struct Divergence: Codable, Sendable {
     public var measured: String?
 }
 
+/// One step of a generator that transcribes the official code: which official function (file, lines,
+/// commit) it follows, which generator function holds the transcription, and the line-by-line mapping,
+/// so that a reviewer can check the transcription against the official source. `transcribes:` in the YAML.
+public struct Transcription: Codable, Sendable {
+    /// "file.py:function (lines a–b, commit)" in the official repository.
+    public var official: String
+    /// "golden/generate/<paper>.py:function" (the generator's transcription).
+    public var generator: String
+    /// The mapping, official lines → generator lines/statements.
+    public var steps: String
+}
+
 /// What a protocol's golden is evidence of.
 public enum ReferenceKind: String, Codable, Sendable, CaseIterable {
     /// The golden comes from an independent library (PyTorch, SciPy, scikit-learn) or follows the
@@ -208,12 +220,15 @@ public struct CertProtocol: @unchecked Sendable {
     public var properties: [PropertySpec]
     public var divergences: [Divergence]
     public var notes: String?
+    /// `transcribes:` — the official functions the generator transcribes (empty when the golden comes from a library call).
+    public var transcribes: [Transcription] = []
     /// The YAML file it came from.
     public var file: String
 
     static let allowedKeys: Set<String> = [
         "id", "title", "paper", "equation", "reference", "golden", "generator", "inputs", "params", "outputs",
         "grads", "tolerance", "cases", "gradient_check", "properties", "divergences", "notes", "reference_kind",
+        "transcribes",
     ]
     static let requiredKeys: [String] = ["id", "title", "paper", "equation", "reference", "golden", "generator", "outputs", "cases"]
 
@@ -295,7 +310,8 @@ public struct CertProtocol: @unchecked Sendable {
             tolerance: try decode("tolerance", Tolerance.self) ?? .float64, cases: cases,
             gradientCheck: try decode("gradient_check", GradientCheckSpec.self),
             properties: try decode("properties", [PropertySpec].self) ?? [],
-            divergences: try decode("divergences", [Divergence].self) ?? [], notes: dict["notes"] as? String, file: path)
+            divergences: try decode("divergences", [Divergence].self) ?? [], notes: dict["notes"] as? String,
+            transcribes: try decode("transcribes", [Transcription].self) ?? [], file: path)
         let parts = p.id.split(separator: ".")
         guard parts.count >= 2 else { throw ProtocolError(file: path, "id '\(p.id)' must be '<paper>.<method>'") }
         for g in p.grads where !(p.inputs + p.params).contains(where: { $0.name == g }) {
@@ -338,6 +354,8 @@ public struct ProtocolContract: Encodable, Sendable {
     public var properties: [PropertySpec]
     public var divergences: [Divergence]
     public var notes: String?
+    /// The official functions the generator transcribes, line by line (`transcribes:`; empty for library references).
+    public var transcribes: [Transcription]
 
     public init(_ p: CertProtocol) {
         id = p.id
@@ -356,6 +374,7 @@ public struct ProtocolContract: Encodable, Sendable {
         properties = p.properties
         divergences = p.divergences
         notes = p.notes
+        transcribes = p.transcribes
     }
 }
 

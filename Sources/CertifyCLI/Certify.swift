@@ -308,6 +308,10 @@ struct Show: ParsableCommand {
         for d in p.divergences {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
         }
+        if !p.transcribes.isEmpty {
+            s += "\ntranscription of the official code (official → generator):\n"
+            for t in p.transcribes { s += "  \(t.official) → \(t.generator)\n    \(t.steps)\n" }
+        }
         if let n = p.notes { s += "\nnotes: \(n)\n" }
         return s
     }

@@ -26,6 +26,16 @@ struct LavaClassify: ParsableCommand {
             Weights: --fixtures DIR, else $CERTIFY_LAVA_FIXTURES, else ../shared/fixtures/lava from the package root \
             (DIR/ADA_model.h5 and DIR/ADMR_model.h5; golden/generate/lava_convert.py converts the .pt checkpoints). \
             Exit 0 on success, 2 on bad input (not a WAV file, truncated, unsupported encoding, too short, missing weights).
+
+            16 kHz is Certify's assumption, not a documented fact: the released code reads pre-resampled .pt tensors and the \
+            sample rate is in neither the repository nor the retrievable paper text (protocols/lava/resample.yaml). A file at \
+            another rate is resampled to 16 kHz before the models see it.
+
+            Inputs far from the training data (deepfake speech) get a one-line caveat on stderr (and a "warnings" array in \
+            --json) instead of a label with no caveat. The checks and thresholds are Certify's choice: silence (RMS below \
+            −60 dBFS), a pure tone (≥ 80 % of the energy within ±3 bins of one frequency of the averaged 1024-point spectrum), \
+            broadband noise (spectral flatness ≥ 0.5), clipping (≥ 0.1 % of the samples at ≥ 99 % of full scale) and very \
+            short input (under 0.5 s). The labels are still printed: the caveat says they do not attribute such an input.
             """)
 
     @Argument(help: "The WAV file.") var file: String
@@ -54,6 +64,7 @@ struct LavaClassify: ParsableCommand {
             throw CLIError(message: "the released LAVA weights were not found: \(e.path) does not exist; pass --fixtures DIR or set " +
                            "\(lavaFixturesEnvironment) (golden/generate/lava_convert.py converts the .pt checkpoints)")
         }
+        for w in r.warnings { stderr(caveatLine(file: file, w) + "\n") }
         print(json ? r.json() : r.render())
     }
 }

@@ -67,6 +67,8 @@ public struct LAVAClassification: Sendable {
     public var admrConfidence: Double
     /// ADMR class, −1 (unknown) or −2 (not run).
     public var admrDecision: Int
+    /// Why the input is far from the training distribution (empty when no check fires; see `inputWarnings`).
+    public var warnings: [InputWarning] = []
 
     func describe(_ kind: OfficialModelKind, logits: [Double], confidence: Double, decision: Int, tau: Double) -> String {
         let names = kind.classNames
@@ -99,20 +101,22 @@ public struct LAVAClassification: Sendable {
             ADA       \(describe(.ada, logits: adaLogits, confidence: adaConfidence, decision: adaDecision, tau: tauADA))
             ADMR      \(describe(.admr, logits: admrLogits, confidence: admrConfidence, decision: admrDecision, tau: tauADMR))
             cascade   \(cascade == .officialCode ? "official code (ADMR runs for any accepted ADA class)" : "paper (ADMR runs only for accepted CodecFake)")
-            """
+            """ + (warnings.isEmpty ? "" : "\ncaveat    far from the training data (\(warnings.map(\.kind.rawValue).joined(separator: ", "))): the labels do not attribute this input")
     }
 
     /// A JSON object with every number at full precision.
     public func json() -> String {
         func num(_ x: Double) -> String { x.isNaN ? "null" : String(format: "%.17g", x) }
         func arr(_ xs: [Double]) -> String { "[" + xs.map(num).joined(separator: ", ") + "]" }
-        let escaped = file.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        func esc(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+        let escaped = esc(file)
+        let warn = "[" + warnings.map { "{\"check\": \"\($0.kind.rawValue)\", \"message\": \"\(esc($0.message))\"}" }.joined(separator: ", ") + "]"
         return """
             {"file": "\(escaped)", "sample_rate": \(sampleRate), "channels": \(channels), "encoding": "\(encoding.rawValue)", \
             "frames": \(frames), "samples_16k": \(samples16k), "tau_ada": \(num(tauADA)), "tau_admr": \(num(tauADMR)), \
             "cascade": "\(cascade == .officialCode ? "code" : "paper")", "logits_ada": \(arr(adaLogits)), "logits_admr": \(admrDecision == notRunLabel ? "null" : arr(admrLogits)), \
             "confidence_ada": \(num(adaConfidence)), "decision_ada": \(adaDecision), "confidence_admr": \(num(admrConfidence)), \
-            "decision_admr": \(admrDecision)}
+            "decision_admr": \(admrDecision), "warnings": \(warn)}
             """
     }
 }
@@ -131,5 +135,6 @@ public func classifyWav(path: String, fixtures: String = lavaFixturesDirectory()
     return LAVAClassification(file: path, sampleRate: audio.sampleRate, channels: audio.channels, encoding: audio.encoding,
                               frames: audio.frames, samples16k: x.count, tauADA: tauADA, tauADMR: tauADMR, cascade: mode,
                               adaLogits: la, admrLogits: lr, adaConfidence: r.adaConfidence[0], adaDecision: r.adaDecision[0],
-                              admrConfidence: r.admrConfidence[0], admrDecision: r.admrDecision[0])
+                              admrConfidence: r.admrConfidence[0], admrDecision: r.admrDecision[0],
+                              warnings: inputWarnings(samples: audio.samples, waveform16k: x))
 }

@@ -8,7 +8,8 @@ import Foundation
 import Ops
 import Tensor
 
-/// LAVA's sample rate (Hz).
+/// LAVA's sample rate (Hz): Certify's assumption. The released code reads pre-resampled tensors and states no rate (spec A.1;
+/// protocols/lava/resample.yaml, divergence sample_rate_assumed).
 public let lavaSampleRate = 16_000
 
 /// Modified Bessel function of the first kind, order 0: Σ_k ((x/2)^k / k!)², summed until the terms vanish.

@@ -47,6 +47,44 @@ import Testing
         }
     }
 
+    /// Protocols whose generator transcribes official code name, per step, the official function (file, lines, commit) and the
+    /// generator function, with a line-by-line mapping (issue 12): every IADG and LAVA protocol but lava.resample (the official
+    /// LAVA code has no resampling). The generator functions must exist, and the map reaches `certify show` and its JSON.
+    @Test func transcriptionMapsNameOfficialAndGeneratorFunctions() throws {
+        let mapped = protocolSet.protocols.filter { $0.id.hasPrefix("iadg.") || $0.id.hasPrefix("lava.") }.filter { $0.id != "lava.resample" }
+        #expect(mapped.count == 11)
+        for p in mapped {
+            #expect(!p.transcribes.isEmpty, "\(p.id): no transcribes: map")
+            let source = try String(contentsOfFile: protocolSet.root + "/" + p.generator, encoding: .utf8)
+            for t in p.transcribes {
+                #expect(t.generator.hasPrefix(p.generator + ":"), "\(p.id): \(t.generator) is not in \(p.generator)")
+                // "file.py:f, g (detail)" or "file.py:f and …": f and g must be functions, classes or constants of the generator.
+                var head = String(t.generator.dropFirst(p.generator.count + 1))
+                for cut in [" (", " and "] { if let r = head.range(of: cut) { head = String(head[..<r.lowerBound]) } }
+                let names = head.components(separatedBy: ", ")
+                #expect(!names.isEmpty && names.allSatisfy { !$0.isEmpty })
+                for n in names {
+                    #expect(source.contains("def \(n)(") || source.contains("class \(n)") || source.contains("\n\(n) = "),
+                            "\(p.id): \(p.generator) has no \(n)")
+                }
+                #expect(t.official.range(of: #"\.py:[A-Za-z_]"#, options: .regularExpression) != nil && t.official.contains("line"),
+                        "\(p.id): '\(t.official)' must name file.py:function and lines")
+                #expect(t.official.contains("a7110c2") || t.official.contains("c04bd31"), "\(p.id): no commit in '\(t.official)'")
+                #expect(t.steps.count > 40 && t.steps.contains("→"), "\(p.id): steps must map official lines → generator statements")
+            }
+        }
+        let json = String(decoding: try JSONEncoder().encode(ProtocolContract(try protocolSet.protocolFor("iadg.dkg"))), as: UTF8.self)
+        #expect(json.contains("\"transcribes\":[{") && json.contains("dkg_reference"))
+        // A malformed entry is an error naming the key.
+        let src = try String(contentsOfFile: protocolSet.root + "/protocols/core/softmax.yaml", encoding: .utf8)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("softmax_transcribes_\(getpid()).yaml").path
+        try (src + "transcribes:\n  - {official: \"a.py:f (lines 1–2, abc)\", generator: \"golden/generate/core.py:f\"}\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try CertProtocol.load(path); Issue.record("accepted a transcription without steps") } catch let e as ProtocolError {
+            #expect(e.message.contains("'transcribes' is malformed"), "\(e)")
+        }
+    }
+
     @Test func everyGoldenBelongsToAProtocol() throws {
         let root = protocolSet.root + "/golden"
         let golden = Set(protocolSet.protocols.map(\.golden))
