@@ -29,7 +29,7 @@ public struct DiffResult: Sendable {
 }
 
 public enum Diff {
-    static func selected(_ paths: [String], under prefix: String?) -> [String] {
+    public static func selected(_ paths: [String], under prefix: String?) -> [String] {
         if let prefix {
             let p = prefix.split(separator: "/").joined(separator: "/")
             if p.isEmpty { return paths }

@@ -166,8 +166,8 @@ struct Diff: ParsableCommand {
         o.protocolID = protocolID
         o.path = path
         o.nanPolicy = nanNotEqual ? .nanNeverEqual : .equalNaN
-        try preflight(golden)
-        try preflight(actual)
+        try preflight(golden, .diff(path: path))
+        try preflight(actual, .diff(path: path))
         let set = try? protocolsOrFail()
         if protocolID != nil && set == nil { throw CLIError(message: "cannot load protocols to resolve --protocol") }
         let r = try Certification.Diff.run(actual: actual, golden: golden, options: o, protocols: set)
@@ -195,7 +195,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let set = try protocolsOrFail()
         let p = try set.protocolFor(protocolID)
-        try preflight(input)
+        try preflight(input, .eval)
         let cases = try Evaluator.run(protocol: p, input: input, output: output)
         print("wrote \(output): \(cases.count) case(s) of \(p.id)")
     }
