@@ -6,15 +6,16 @@
 // of a trap or an allocation the machine cannot hold.
 //
 // The budget (`Budget.maxBytes`) is the most one computation step may allocate from user-supplied
-// sizes. Default: a quarter of physical memory; `CERTIFY_MAX_MEMORY` or `--max-memory` (e.g. 2G,
+// sizes. Default: an eighth of physical memory; `CERTIFY_MAX_MEMORY` or `--max-memory` (e.g. 2G,
 // 512M, 1e9) override it. The same budget bounds long computations: an estimated number of basic
-// operations above the budget in bytes is refused too (about 5–20 s of one core per GB).
+// operations above `operationsPerByte` (64) per byte of budget is refused too (about a minute of
+// one core per GB of budget).
 
 import Foundation
 
 public enum Budget {
     /// Default share of physical memory.
-    public static let defaultFraction = 0.25
+    public static let defaultFraction = 0.125
     /// Environment variable that overrides the default.
     public static let environmentVariable = "CERTIFY_MAX_MEMORY"
 
@@ -37,7 +38,10 @@ public enum Budget {
         }
     }
 
-    /// A quarter of physical memory.
+    /// Operations allowed per byte of budget by `requireWork`.
+    public static let operationsPerByte = 64.0
+
+    /// An eighth of physical memory.
     public static var defaultBytes: Int {
         let phys = Double(ProcessInfo.processInfo.physicalMemory)
         return Swift.max(1 << 26, Int(exactly: (phys * defaultFraction).rounded(.down)) ?? Int.max / 2)
@@ -95,11 +99,13 @@ public enum Budget {
         return n
     }
 
-    /// Throws when an estimated number of basic operations exceeds the budget (one operation per byte).
+    /// Throws when an estimated number of basic operations exceeds the budget (`operationsPerByte` per byte).
     public static func requireWork(operations: Double, _ what: @autoclosure () -> String) throws {
-        guard operations.isFinite, operations <= Double(maxBytes) else {
+        let limit = Double(maxBytes) * operationsPerByte
+        guard operations.isFinite, operations <= limit else {
             throw ShapeError("memory budget", "\(what()) needs about \(String(format: "%.2g", operations)) operations, over the budget of " +
-                             "\(String(format: "%.2g", Double(maxBytes))) (one per byte of --max-memory / \(environmentVariable))")
+                             "\(String(format: "%.2g", limit)) (\(Int(operationsPerByte)) per byte of --max-memory / \(environmentVariable), " +
+                             "now \(format(Double(maxBytes))))")
         }
     }
 }
