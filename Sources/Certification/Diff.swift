@@ -51,7 +51,8 @@ public enum Diff {
         if options.protocolID != nil && proto == nil, let pid {
             throw ProtocolError(file: "protocols/", "unknown protocol id '\(pid)' (see `certify list`)")
         }
-        result.protocolID = pid
+        // An id that names no protocol sets no tolerances: say so instead of showing it as if it applied.
+        result.protocolID = proto == nil ? pid.map { "\($0): unknown, Float64 defaults apply" } : pid
         if let path = options.path, !g.contains(path) {
             throw HDF5Error(file: golden, object: path, "no such group in the golden")
         }

@@ -117,7 +117,7 @@ public struct CertProtocol: @unchecked Sendable {
     public static func load(_ path: String) throws -> CertProtocol {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ProtocolError(file: path, "cannot read protocol file")
+            throw ProtocolError(file: path, "cannot read protocol file: \(readableError(error))")
         }
         let any: Any?
         do { any = try Yams.load(yaml: text) } catch { throw ProtocolError(file: path, "invalid YAML: \(error)") }
@@ -137,7 +137,7 @@ public struct CertProtocol: @unchecked Sendable {
                 let node = try Yams.dump(object: v)
                 return try YAMLDecoder().decode(T.self, from: node)
             } catch {
-                throw ProtocolError(file: path, "'\(k)' is malformed: \(error)")
+                throw ProtocolError(file: path, "'\(k)' is malformed: \(readableError(error))")
             }
         }
         guard let rawCases = dict["cases"] as? [[String: Any]], !rawCases.isEmpty else {
@@ -193,7 +193,8 @@ public struct ProtocolSet: Sendable {
 
     public func protocolFor(_ id: String) throws -> CertProtocol {
         guard let p = protocols.first(where: { $0.id == id }) else {
-            throw ProtocolError(file: "protocols/", "unknown protocol id '\(id)' (see `certify list`)")
+            let shown = id.count > 80 ? "\(id.prefix(60))… (\(id.count) characters)" : id
+            throw ProtocolError(file: "protocols/", "unknown protocol id '\(shown)' (see `certify list`)")
         }
         return p
     }
@@ -204,7 +205,7 @@ public struct ProtocolSet: Sendable {
         var out: [CertProtocol] = []
         for pat in patterns {
             let m = protocols.filter { $0.id == pat || $0.id.hasPrefix(pat.hasSuffix(".") ? pat : pat + ".") }
-            if m.isEmpty { throw ProtocolError(file: "protocols/", "unknown protocol id or prefix '\(pat)' (see `certify list`)") }
+            if m.isEmpty { throw ProtocolError(file: "protocols/", "unknown protocol id or prefix '\(pat.count > 80 ? "\(pat.prefix(60))… (\(pat.count) characters)" : pat)' (see `certify list`)") }
             for p in m where !out.contains(where: { $0.id == p.id }) { out.append(p) }
         }
         return out

@@ -134,7 +134,7 @@ struct Audit: ParsableCommand {
         if let svg { files.append((svg, Data(report.svg().utf8))) }
         for (path, bytes) in files {
             do { try bytes.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-                throw InputError(file: path, object: "", "cannot write: \(error.localizedDescription)")
+                throw InputError(file: path, object: "", "cannot write: \(readableError(error))")
             }
             FileHandle.standardError.write(Data("wrote \(path)\n".utf8))
         }
@@ -177,7 +177,7 @@ struct Audit: ParsableCommand {
             let kv = item.split(separator: "=").map { String($0).trimmingCharacters(in: .whitespaces) }
             guard kv.count == 2 else { throw CLIError(message: "--experiment: '\(item)' is not key=value") }
             let (key, v) = (kv[0], kv[1])
-            func int() throws -> Int { guard let i = Int(v), i >= 0 else { throw CLIError(message: "--experiment: \(key) needs an integer ≥ 0, got '\(v)'") }; return i }
+            func int() throws -> Int { guard let i = Int(v) ?? Double(v).flatMap({ Int(exactly: $0) }), i >= 0 else { throw CLIError(message: "--experiment: \(key) needs an integer ≥ 0, got '\(v)'") }; return i }
             func dbl() throws -> Double { guard let d = Double(v), d.isFinite, d >= 0 else { throw CLIError(message: "--experiment: \(key) needs a number ≥ 0, got '\(v)'") }; return d }
             switch key {
             case "data": guard let d = TheoryExperiment.Data(rawValue: v) else { throw CLIError(message: "--experiment: data must be signalCoordinate or simplifiedBlockMNIST") }; e.data = d
@@ -230,7 +230,9 @@ struct Audit: ParsableCommand {
         if let json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full)).write(to: URL(fileURLWithPath: json), options: .atomic)
+            do { try enc.encode(TheoryCases.Report(cases: rows, tc6: tc6, full: full)).write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
+                throw InputError(file: json, object: "", "cannot write: \(readableError(error))")
+            }
         }
     }
 }

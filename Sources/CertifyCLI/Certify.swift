@@ -146,8 +146,8 @@ struct Diff: ParsableCommand {
 
     @Argument(help: "Your HDF5 file.") var actual: String
     @Argument(help: "The golden HDF5 file.") var golden: String
-    @Option(help: "Relative tolerance.") var rtol: Double?
-    @Option(help: "Absolute tolerance.") var atol: Double?
+    @Option(parsing: .unconditional, help: "Relative tolerance.") var rtol: Double?
+    @Option(parsing: .unconditional, help: "Absolute tolerance.") var atol: Double?
     @Option(name: .customLong("protocol"), help: "Protocol id whose tolerances apply.") var protocolID: String?
     @Option(help: "Compare only datasets under this group (e.g. case0, or / for every dataset).") var path: String?
     @Flag(help: "Treat NaN as different from NaN (torch.testing's default).") var nanNotEqual = false
