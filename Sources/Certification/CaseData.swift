@@ -116,6 +116,7 @@ public struct CaseData: Sendable {
                     c.strings[child] = s.first ?? ""
                     continue
                 }
+                try Budget.require(shape: try ds.shape, "reading \(file.path): /\(path)/\(child)")
                 let t = try Tensor(shape: try ds.shape, data: try ds.readDoubles())
                 switch section {
                 case "inputs": c.inputs[child] = t

@@ -51,6 +51,7 @@ struct Audit: ParsableCommand {
     var attributionLabel: String = "true"
     @Option(help: "Write the report as JSON to FILE.") var json: String?
     @Option(help: "Draw the DiffROAR curve as SVG to FILE.") var svg: String?
+    @OptionGroup var resources: ResourceOptions
 
     var kValues: [Double] { ks.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
 
@@ -97,6 +98,7 @@ struct Audit: ParsableCommand {
     }
 
     func run() throws {
+        resources.apply()
         let log = Audit.logger()
         if theory { return try runTheory(log) }
         let report: AuditReport

@@ -191,8 +191,10 @@ struct Eval: ParsableCommand {
     @Argument(help: "Protocol id.") var protocolID: String
     @Option(name: .shortAndLong, help: "Input HDF5 file.") var input: String
     @Option(name: .shortAndLong, help: "Output HDF5 file (written atomically).") var output: String
+    @OptionGroup var resources: ResourceOptions
 
     func run() throws {
+        resources.apply()
         let set = try protocolsOrFail()
         let p = try set.protocolFor(protocolID)
         try preflight(input, .eval)
