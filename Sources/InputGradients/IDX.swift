@@ -102,7 +102,7 @@ public enum IDX {
         do {
             try Budget.require(elements: Double(count), bytesPerElement: 8 + type.byteWidth, "reading shape \(shape) (\(type))")
         } catch let e as ShapeError {
-            throw InputError(file: path, object: "IDX dimensions", e.message)
+            throw InputError(file: path, object: "IDX dimensions", e.description)
         }
         let bytes = try readExactly(count * type.byteWidth, what: "IDX data (shape \(shape), \(type))")
         // Nothing may follow the data.
