@@ -292,7 +292,7 @@ public enum BlockMNISTExport {
             throw InputError(file: path, object: "/\(split)/images", "expected [n, 2R, C], found \(shape)")
         }
         do { try Budget.require(shape: shape, "the images") } catch let e as ShapeError {
-            throw InputError(file: path, object: "/\(split)/images", e.message)
+            throw InputError(file: path, object: "/\(split)/images", e.description)
         }
         let images = Tensor(unchecked: shape, try ids.readDoubles().map { $0 * scale })
         /// Integer data, each value checked (NaN, infinities, fractions, out of range name the file, object and index).
