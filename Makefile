@@ -17,7 +17,7 @@ APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps build certify test goldens goldens-check checklist clean
+.PHONY: deps build certify test goldens goldens-check checklist clean fuzz fuzz-ci
 
 deps:
 	@missing=""; \
@@ -63,6 +63,15 @@ goldens-check: build
 	  [ -f "golden/$$f" ] || { echo "golden/$$f: generated but not committed (run make goldens)"; status=1; }; \
 	done; \
 	exit $$status
+
+# The fuzzer (tools/fuzz.py): mutated goldens, params, WAV/IDX headers and arguments, each run under a
+# memory and a time limit; exit codes must be 0/1/2, no signal, no hang, no changed output, no orphan.
+# fuzz-ci is the fast seeded subset .ci/run uses; fuzz is the full campaign (its last line is the summary).
+fuzz: build
+	$(PY) tools/fuzz.py --count 3000 --seed $${FUZZ_SEED:-7}
+
+fuzz-ci: build
+	$(PY) tools/fuzz.py --count 250 --seed 1 --time-limit 30
 
 clean:
 	rm -rf .build .certify
