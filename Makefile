@@ -68,10 +68,10 @@ goldens-check: build
 # memory and a time limit; exit codes must be 0/1/2, no signal, no hang, no changed output, no orphan.
 # fuzz-ci is the fast seeded subset .ci/run uses; fuzz is the full campaign (its last line is the summary).
 fuzz: build
-	$(PY) tools/fuzz.py --count 3000 --seed $${FUZZ_SEED:-7}
+	$(PY) tools/fuzz.py --count 2000 --seed $${FUZZ_SEED:-7}
 
 fuzz-ci: build
-	$(PY) tools/fuzz.py --count 250 --seed 1 --time-limit 30
+	$(PY) tools/fuzz.py --count 200 --seed 1 --time-limit 30
 
 clean:
 	rm -rf .build .certify

@@ -14,8 +14,8 @@ Seeded: the same --seed and --count run the same invocations. Findings are writt
 the command line) under --findings. The last line is a one-line summary; the exit status is 1 on any
 finding, 0 otherwise.
 
-    /usr/bin/python3 tools/fuzz.py --count 250 --seed 1      # the CI subset (make fuzz-ci)
-    /usr/bin/python3 tools/fuzz.py --count 3000 --seed 7     # the full campaign (make fuzz)
+    /usr/bin/python3 tools/fuzz.py --count 200 --seed 1      # the CI subset (make fuzz-ci, under 3 minutes)
+    /usr/bin/python3 tools/fuzz.py --count 2000 --seed 7     # the full campaign (make fuzz)
 """
 
 import argparse
@@ -138,7 +138,7 @@ def mutate_param(rng, src, dst):
             arr = np.full(old.shape, value, dtype=np.int64) if abs(value) < 2**63 else np.full(old.shape, float(value))
         else:
             arr = np.full(old.shape, rng.choice(WEIRD), dtype=np.float64)
-        if old.dtype.kind in 'iub' and arr.dtype.kind == 'f' and np.all(np.isfinite(arr)) and rng.random() < 0.5:
+        if old.dtype.kind in 'iub' and arr.dtype.kind == 'f' and np.all(np.abs(arr) < 2.0**62) and rng.random() < 0.5:
             arr = arr.astype(np.int64)
         f[name] = arr
         return f'/{name} = {arr.ravel()[:3].tolist()}'
@@ -256,7 +256,7 @@ def digest(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--count', type=int, default=250)
+    ap.add_argument('--count', type=int, default=200)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--binary', default=os.path.join(ROOT, '.build/release/certify'))
     ap.add_argument('--time-limit', type=float, default=60, help='seconds per invocation')
