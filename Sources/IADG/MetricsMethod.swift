@@ -32,7 +32,7 @@ let metricsMethod = Method("iadg.metrics", properties: metricsProperties) { ctx 
     }
     var out: [String: Var] = [:]
     if try ctx.bool("video_level", default: false) {
-        let videos = try ctx.tensor("videos").data.map { Int($0) }
+        let videos = try ctx.tensor("videos").data.enumerated().map { i, v in try checkedInt(v, "iadg.metrics: videos[\(i)]") }
         let v = try FASMetric.videoLevel(scores: scores, labels: labels, videos: videos)
         scores = v.scores
         labels = v.labels
