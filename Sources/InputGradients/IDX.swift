@@ -97,7 +97,7 @@ public enum IDX {
         if gzdirect(gz) != 0, let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil,
            size - header < dataBytes {
             throw InputError(file: path, object: "IDX data (shape \(shape), \(type))",
-                             "truncated: the header claims \(dataBytes) bytes of data, the file holds \(Swift.max(0, size - header))")
+                             "truncated: expected \(dataBytes) bytes, found \(Swift.max(0, size - header)) (the header claims more data than the file holds)")
         }
         do {
             try Budget.require(elements: Double(count), bytesPerElement: 8 + type.byteWidth, "reading shape \(shape) (\(type))")

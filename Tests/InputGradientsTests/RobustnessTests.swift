@@ -27,7 +27,7 @@ import Tensor
         let bytes = header([8_000_000, 32, 32]) + [1, 2]
         try Data(bytes).write(to: URL(fileURLWithPath: raw))
         try IDX.writeBytes(header([100_000, 32, 32]) + [1, 2], to: gz, compressed: true)
-        expectInputError("the file holds 2") { _ = try IDX.read(raw) }
+        expectInputError("expected 8192000000 bytes, found 2") { _ = try IDX.read(raw) }
         expectInputError("truncated") { _ = try IDX.read(gz) }   // read in pieces: no 100 MB buffer first
         try IDX.writeBytes(bytes, to: gz, compressed: true)
         expectInputError("memory budget") { _ = try IDX.read(gz) }  // 8·10⁹ elements: over the budget before reading
