@@ -8,7 +8,7 @@
 // The budget (`Budget.maxBytes`) is the most one computation step may allocate from user-supplied
 // sizes. Default: an eighth of physical memory; `CERTIFY_MAX_MEMORY` or `--max-memory` (e.g. 2G,
 // 512M, 1e9) override it. The same budget bounds long computations: an estimated number of basic
-// operations above `operationsPerByte` (64) per byte of budget is refused too (about a minute of
+// operations above `operationsPerByte` (256) per byte of budget is refused too (a few minutes of
 // one core per GB of budget).
 
 import Foundation
@@ -39,7 +39,7 @@ public enum Budget {
     }
 
     /// Operations allowed per byte of budget by `requireWork`.
-    public static let operationsPerByte = 64.0
+    public static let operationsPerByte = 256.0
 
     /// An eighth of physical memory.
     public static var defaultBytes: Int {

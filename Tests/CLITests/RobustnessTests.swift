@@ -14,6 +14,7 @@ func certifyLimited(_ args: [String], env: [String: String] = [:], seconds: Doub
     p.currentDirectoryURL = URL(fileURLWithPath: root)
     var e = ProcessInfo.processInfo.environment
     e["SWIFT_BACKTRACE"] = "enable=no"
+    e["CERTIFY_MAX_MEMORY"] = "2G"   // the same verdicts on every machine (the default depends on physical memory)
     for (k, v) in env { e[k] = v }
     p.environment = e
     let outFile = tmp("out-\(UUID().uuidString).txt"), errFile = tmp("err-\(UUID().uuidString).txt")
