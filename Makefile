@@ -23,7 +23,7 @@ APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean
+.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean fuzz fuzz-ci
 
 deps:
 	@missing=""; \
@@ -89,6 +89,15 @@ goldens-canary: build
 	$(RELEASE) diff "$$tmp/out/core/softmax.h5" golden/core/softmax.h5 --drift > "$$tmp/diff.log"; rc=$$?; \
 	if [ $$rc -eq 1 ]; then echo "goldens-canary: a one-line change to the softmax generator is caught: $$(tail -1 "$$tmp/diff.log")"; \
 	else echo "goldens-canary: the drift check MISSED a changed generator (exit $$rc)"; cat "$$tmp/diff.log"; exit 1; fi
+
+# The fuzzer (tools/fuzz.py): mutated goldens, params, WAV/IDX headers and arguments, each run under a
+# memory and a time limit; exit codes must be 0/1/2, no signal, no hang, no changed output, no orphan.
+# fuzz-ci is the fast seeded subset .ci/run uses; fuzz is the full campaign (its last line is the summary).
+fuzz: build
+	$(PY) tools/fuzz.py --count 2000 --seed $${FUZZ_SEED:-7}
+
+fuzz-ci: build
+	$(PY) tools/fuzz.py --count 200 --seed 1 --time-limit 30
 
 clean:
 	rm -rf .build .certify

@@ -140,9 +140,10 @@ public struct CaseData: Sendable {
     /// A scalar integer param.
     public func int(_ name: String) throws -> Int {
         let t = try lookup(name, guess: "params")
-        guard t.count == 1, let v = t.data.first, v.rounded() == v, Swift.abs(v) < 9e15 else {
+        guard t.count == 1, let v = t.data.first else {
             throw err("params", name, "expected an integer scalar, found shape \(t.shape)")
         }
+        if let problem = integerProblem(v) { throw err("params", name, "\(problem) (an integer scalar)") }
         return Int(v)
     }
     public func int(_ name: String, default d: Int) throws -> Int { has(name) ? try int(name) : d }
@@ -150,8 +151,11 @@ public struct CaseData: Sendable {
     /// An integer list param (a scalar is a one-element list).
     public func ints(_ name: String) throws -> [Int] {
         let t = try lookup(name, guess: "params")
-        guard t.rank <= 1, t.data.allSatisfy({ $0.rounded() == $0 }) else {
+        guard t.rank <= 1 else {
             throw err("params", name, "expected a 1-D integer array, found shape \(t.shape)")
+        }
+        for (i, v) in t.data.enumerated() {
+            if let problem = integerProblem(v) { throw err("params", name, "element \(i): \(problem) (a 1-D integer array)") }
         }
         return t.data.map { Int($0) }
     }
@@ -222,6 +226,7 @@ public struct CaseData: Sendable {
                     c.strings[child] = s.first ?? ""
                     continue
                 }
+                try Budget.require(shape: try ds.shape, "reading \(file.path): /\(path)/\(child)")
                 let t = try Tensor(shape: try ds.shape, data: try ds.readDoubles())
                 switch section {
                 case "inputs": c.inputs[child] = t

@@ -79,7 +79,7 @@ public enum Diff {
 
     /// The datasets that take part: under one of `paths`, within `cases`, named in `only`, and (unless
     /// every dataset is asked for) under an outputs/ or grads/ group. The rest of a golden is context.
-    static func selected(_ paths: [String], options o: DiffOptions) -> [String] {
+    public static func selected(_ paths: [String], options o: DiffOptions) -> [String] {
         let prefixes = o.paths.map { components($0) }
         return paths.filter { path in
             let parts = components(path)

@@ -141,8 +141,13 @@ public struct Method: Sendable {
 }
 
 func shapeSummary(_ d: CaseData) -> String {
-    (d.inputs.merging(d.params) { a, _ in a }).sorted { $0.key < $1.key }
-        .map { "\($0.key) \($0.value.shape)" }.joined(separator: ", ")
+    truncatedList((d.inputs.merging(d.params) { a, _ in a }).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.shape)" })
+}
+
+/// At most `limit` items (each cut to 80 characters), then "… and N more": one-line messages stay short.
+public func truncatedList(_ items: [String], limit: Int = 8) -> String {
+    let shown = items.prefix(limit).map { $0.count > 80 ? String($0.prefix(79)) + "…" : $0 }
+    return shown.joined(separator: ", ") + (items.count > limit ? ", … and \(items.count - limit) more" : "")
 }
 
 /// Every method the suite certifies, by protocol id. Paper modules add theirs at start-up

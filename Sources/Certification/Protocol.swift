@@ -255,7 +255,7 @@ public struct CertProtocol: @unchecked Sendable {
     public static func load(_ path: String) throws -> CertProtocol {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ProtocolError(file: path, "cannot read protocol file")
+            throw ProtocolError(file: path, "cannot read protocol file: \(readableError(error))")
         }
         let any: Any?
         do { any = try Yams.load(yaml: text) } catch { throw ProtocolError(file: path, "invalid YAML: \(error)") }
@@ -283,7 +283,7 @@ public struct CertProtocol: @unchecked Sendable {
                 let node = try Yams.dump(object: v)
                 return try YAMLDecoder().decode(T.self, from: node)
             } catch {
-                throw ProtocolError(file: path, "'\(k)' is malformed: \(error)")
+                throw ProtocolError(file: path, "'\(k)' is malformed: \(readableError(error))")
             }
         }
         guard let rawCases = dict["cases"] as? [[String: Any]], !rawCases.isEmpty else {

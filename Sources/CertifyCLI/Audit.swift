@@ -66,6 +66,7 @@ struct Audit: ParsableCommand {
     var attributionLabel: String = "true"
     @Option(help: "Write the report as JSON to FILE.") var json: String?
     @Option(help: "Draw the DiffROAR curve as SVG to FILE.") var svg: String?
+    @OptionGroup var resources: ResourceOptions
 
     var kValues: [Double] { ks.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
 
@@ -112,6 +113,7 @@ struct Audit: ParsableCommand {
     }
 
     func run() throws {
+        resources.apply()
         for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let log = Audit.logger()
         if theory { return try runTheory(log) }
@@ -224,7 +226,7 @@ struct Audit: ParsableCommand {
             let kv = item.split(separator: "=").map { String($0).trimmingCharacters(in: .whitespaces) }
             guard kv.count == 2 else { throw CLIError(message: "--experiment: '\(item)' is not key=value") }
             let (key, v) = (kv[0], kv[1])
-            func int() throws -> Int { guard let i = Int(v), i >= 0 else { throw CLIError(message: "--experiment: \(key) needs an integer ≥ 0, got '\(v)'") }; return i }
+            func int() throws -> Int { guard let i = Int(v) ?? Double(v).flatMap({ Int(exactly: $0) }), i >= 0 else { throw CLIError(message: "--experiment: \(key) needs an integer ≥ 0, got '\(v)'") }; return i }
             func dbl() throws -> Double { guard let d = Double(v), d.isFinite, d >= 0 else { throw CLIError(message: "--experiment: \(key) needs a number ≥ 0, got '\(v)'") }; return d }
             switch key {
             case "data": guard let d = TheoryExperiment.Data(rawValue: v) else { throw CLIError(message: "--experiment: data must be signalCoordinate or simplifiedBlockMNIST") }; e.data = d

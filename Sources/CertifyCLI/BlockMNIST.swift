@@ -96,7 +96,10 @@ struct BlockMNISTExportCommand: ParsableCommand {
         guard BlockMNISTExport.PixelType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be uint8 or float32, got '\(dtype)'") }
     }
 
+    @OptionGroup var resources: ResourceOptions
+
     func run() throws {
+        resources.apply()
         try SafeOutput.prepare(out)
         let (cfg, train, test) = try data.generate()
         try BlockMNISTExport.write(cfg, train: train, test: test, sourceDescription: data.source,

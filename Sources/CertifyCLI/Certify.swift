@@ -155,8 +155,8 @@ struct Diff: ParsableCommand {
 
     @Argument(help: "Your HDF5 file.") var actual: String
     @Argument(help: "The golden HDF5 file.") var golden: String
-    @Option(help: "Relative tolerance (applies to every dataset).") var rtol: Double?
-    @Option(help: "Absolute tolerance (applies to every dataset).") var atol: Double?
+    @Option(parsing: .unconditional, help: "Relative tolerance (applies to every dataset).") var rtol: Double?
+    @Option(parsing: .unconditional, help: "Absolute tolerance (applies to every dataset).") var atol: Double?
     @Option(name: .customLong("protocol"), help: "Protocol id whose tolerances apply.") var protocolID: String?
     @Option(help: ArgumentHelp("Compare only datasets under this group (repeatable; e.g. case0).", valueName: "group"))
     var path: [String] = []
@@ -191,8 +191,9 @@ struct Diff: ParsableCommand {
         o.allDatasets = allDatasets
         o.drift = drift
         o.nanPolicy = nanNotEqual ? .nanNeverEqual : .equalNaN
-        try preflight(golden)
-        try preflight(actual)
+        let selection = PreflightSelection.diff(paths: path, all: allDatasets || drift)
+        try preflight(golden, selection)
+        try preflight(actual, selection)
         let set: ProtocolSet?
         do { set = try protocolsOrFail() } catch {
             if protocolID != nil || drift { throw CLIError(message: "cannot load the protocols: \(error)") }
@@ -223,11 +224,13 @@ struct Eval: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output HDF5 file (written atomically).") var output: String
     @Flag(help: "Ignore (with a warning) inputs, params and cotangents the protocol does not declare, instead of refusing them.")
     var allowExtra = false
+    @OptionGroup var resources: ResourceOptions
 
     func run() throws {
+        resources.apply()
         let set = try protocolsOrFail()
         let p = try set.protocolFor(protocolID)
-        try preflight(input)
+        try preflight(input, .eval)
         let cases = try Evaluator.run(protocol: p, input: input, output: output, allowExtra: allowExtra) { stderr("certify: warning: \($0)\n") }
         print("wrote \(output): \(cases.count) case(s) of \(p.id)")
     }

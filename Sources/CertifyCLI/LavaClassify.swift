@@ -47,6 +47,7 @@ struct LavaClassify: ParsableCommand {
     var cascade: String = "code"
     @Option(help: "Folder holding ADA_model.h5 and ADMR_model.h5.") var fixtures: String?
     @Flag(help: "Print one JSON object with every number at full precision.") var json = false
+    @OptionGroup var resources: ResourceOptions
 
     func validate() throws {
         for (name, tau) in [("tau-ada", tauADA), ("tau-admr", tauADMR)] where !(tau >= 0 && tau <= 1) {
@@ -56,6 +57,7 @@ struct LavaClassify: ParsableCommand {
     }
 
     func run() throws {
+        resources.apply()
         let r: LAVAClassification
         do {
             r = try classifyWav(path: file, fixtures: fixtures ?? lavaFixturesDirectory(), tauADA: tauADA, tauADMR: tauADMR,

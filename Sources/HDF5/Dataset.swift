@@ -66,11 +66,23 @@ public struct Dataset: Sendable {
 
     /// Reads the hyperslab `[offset, offset+count)` as Float64 into caller-owned storage (which must
     /// hold exactly the hyperslab's element count). Streaming readers reuse one buffer this way, so
-    /// large files cost no page faults for fresh allocations. Numeric (non-bool) data only.
+    /// large files cost no page faults for fresh allocations. Numeric data; bool reads as 0/1.
     public func readDoubles(into buffer: UnsafeMutableBufferPointer<Double>, offset: [Int], count: [Int]) throws {
-        let n = count.reduce(1, *)
+        var n = 1
+        for c in count {
+            let (p, o) = n.multipliedReportingOverflow(by: Swift.max(c, 0))
+            guard !o else { throw error("hyperslab count \(count) overflows") }
+            n = p
+        }
         guard buffer.count == n else { throw error("buffer of \(buffer.count) elements for a hyperslab of \(n)") }
         let dt = try dtype
+        if dt == .bool {
+            // h5py's bool is an enum, which HDF5 does not convert to double: read the hyperslab as bytes.
+            let b = try readBools(offset: offset, count: count)
+            guard b.count == n else { throw error("read \(b.count) bools for a hyperslab of \(n)") }
+            for i in 0..<n { buffer[i] = b[i] ? 1 : 0 }
+            return
+        }
         guard dt.isFloatingPoint || dt.isInteger else { throw error("holds \(dt), expected numbers") }
         try withDataset { did in
             let fspace = H5Dget_space(did)
@@ -91,6 +103,50 @@ public struct Dataset: Sendable {
             if H5Dread(did, certify_H5T_NATIVE_DOUBLE(), mspace, fspace, certify_H5P_DEFAULT(), buffer.baseAddress) < 0 {
                 throw error("read failed (hyperslab)")
             }
+        }
+    }
+
+    /// Hyperslabs that cover the whole dataset in row-major order, each of at most `maxElements`
+    /// elements (at least one element): the outer axes one index at a time, one axis in blocks, the inner
+    /// axes whole. Lets a reader visit any dataset in bounded memory.
+    public static func blocks(shape: [Int], maxElements: Int) -> [(offset: [Int], count: [Int])] {
+        var out: [(offset: [Int], count: [Int])] = []
+        forEachBlock(shape: shape, maxElements: maxElements) { out.append(($0, $1)); return true }
+        return out
+    }
+
+    /// Calls `body` with each block of `blocks(shape:maxElements:)` without building the list; stops when `body` returns false.
+    public static func forEachBlock(shape: [Int], maxElements: Int, _ body: ([Int], [Int]) throws -> Bool) rethrows {
+        let rank = shape.count
+        if rank == 0 { _ = try body([], []); return }
+        if shape.contains(0) { return }
+        let cap = Swift.max(1, maxElements)
+        // The blocked axis: the outermost axis a whose inner product fits in `cap`.
+        var inner = 1, a = rank - 1
+        while a > 0 {
+            let (p, o) = inner.multipliedReportingOverflow(by: shape[a])
+            if o || p > cap { break }
+            inner = p
+            a -= 1
+        }
+        let (full, o) = inner.multipliedReportingOverflow(by: shape[a])
+        if !o && full <= cap { inner = full; a -= 1 }   // everything from a on fits
+        if a < 0 { _ = try body([Int](repeating: 0, count: rank), shape); return }
+        let step = Swift.max(1, cap / inner)
+        var idx = [Int](repeating: 0, count: rank)
+        while true {
+            var cnt = [Int](repeating: 1, count: rank)
+            for d in (a + 1)..<rank { cnt[d] = shape[d] }
+            cnt[a] = Swift.min(step, shape[a] - idx[a])
+            if try !body(idx, cnt) { return }
+            idx[a] += cnt[a]
+            var d = a
+            while d >= 0 && idx[d] >= shape[d] {
+                idx[d] = 0
+                d -= 1
+                if d >= 0 { idx[d] += 1 }
+            }
+            if d < 0 { return }
         }
     }
 

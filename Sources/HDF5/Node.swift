@@ -237,17 +237,88 @@ public struct Group: Sendable {
     }
 
     /// All datasets below this group, as paths relative to it, depth first and sorted.
-    public func datasetPaths() throws -> [String] {
+    ///
+    /// Safe on any valid file: a group that is its own ancestor (a hard-link cycle such as
+    /// `f['loop'] = f['/']`) is not entered again, links that lead nowhere (dangling soft or external
+    /// links) are skipped, and a file whose shared groups would expand to more than `limit` paths is
+    /// an error instead of an endless walk. A dataset reachable under two names is listed under both.
+    public func datasetPaths(limit: Int = 1_000_000) throws -> [String] {
+        var out: [String] = []
+        var ancestors: Set<ObjectKey> = []
+        var visited = 0
+        if let k = objectKey(path) { ancestors.insert(k) }
+        try walk(self, prefix: "", ancestors: &ancestors, visited: &visited, limit: limit, out: &out)
+        return out
+    }
+
+    /// Links below this group (relative paths) that lead nowhere: dangling soft links and
+    /// unresolvable external links.
+    public func danglingLinks() throws -> [String] {
         var out: [String] = []
         for name in try children() {
             let child = absolute(name)
-            switch try kind(child) {
-            case .dataset: out.append(name)
-            case .group: out += try Group(file: file, path: child, handle: nil).datasetPaths().map { name + "/" + $0 }
-            case .other: break
+            if objectKey(child) == nil { out.append(name); continue }
+            if (try? kind(child)) == .group, !isCycle(child) {
+                out += try Group(file: file, path: child, handle: nil).danglingLinks().map { name + "/" + $0 }
             }
         }
         return out
+    }
+
+    private func isCycle(_ abs: String) -> Bool {
+        // A group whose key equals one of its ancestors' (checked along the path).
+        guard let k = objectKey(abs) else { return false }
+        var prefix = ""
+        let parts = abs.split(separator: "/")
+        for part in parts.dropLast() {
+            prefix += "/" + part
+            if objectKey(prefix) == k { return true }
+        }
+        return objectKey("/") == k
+    }
+
+    struct ObjectKey: Hashable { var fileno: UInt, a: UInt64, b: UInt64 }
+
+    /// The identity (file number and address) of the object at an absolute path; nil when the path
+    /// does not lead to an object.
+    func objectKey(_ abs: String) -> ObjectKey? {
+        locked {
+            var fileno: UInt = 0
+            var a: UInt64 = 0, b: UInt64 = 0
+            let rc = withUnsafeMutablePointer(to: &a) { pa in
+                withUnsafeMutablePointer(to: &b) { pb in
+                    pa.withMemoryRebound(to: CUnsignedLongLong.self, capacity: 1) { ra in
+                        pb.withMemoryRebound(to: CUnsignedLongLong.self, capacity: 1) { rb in
+                            certify_object_key(file.handle.id, abs, &fileno, ra, rb)
+                        }
+                    }
+                }
+            }
+            return rc < 0 ? nil : ObjectKey(fileno: fileno, a: a, b: b)
+        }
+    }
+
+    private func walk(_ g: Group, prefix: String, ancestors: inout Set<ObjectKey>, visited: inout Int, limit: Int,
+                      out: inout [String]) throws {
+        for name in try g.children() {
+            visited += 1
+            if visited > limit {
+                throw error(path, "more than \(limit) links below this group (shared groups expand too far); not traversed")
+            }
+            let child = g.absolute(name)
+            guard let key = objectKey(child) else { continue }   // a dangling link: nothing to read
+            let rel = prefix.isEmpty ? name : prefix + "/" + name
+            switch try kind(child) {
+            case .dataset: out.append(rel)
+            case .group:
+                guard !ancestors.contains(key) else { continue }   // a hard-link cycle back to an ancestor
+                ancestors.insert(key)
+                defer { ancestors.remove(key) }
+                try walk(Group(file: file, path: child, handle: nil), prefix: rel, ancestors: &ancestors, visited: &visited,
+                         limit: limit, out: &out)
+            case .other: break
+            }
+        }
     }
 
     /// Creates a group, with intermediate groups; returns the existing one if present.

@@ -18,7 +18,7 @@ func weightList(_ t: Tensor) throws -> [Tensor] {
 
 let csaMethod = Method("iadg.csa", properties: csaProperties) { ctx in
     let x = try ctx.v("x")
-    let labels = try labelArray(try ctx.tensor("labels"), name: "labels")
+    let labels = try labelArray(try ctx.tensor("labels"), name: "labels", op: "iadg.csa")
     let r = try CSA.stack(x, labels: labels, weights: try weightList(try ctx.tensor("weights")), prototypes: try prototypes(ctx),
                           eps: try ctx.double("eps", default: 1e-5), form: try enumParam(ctx, "form", CSAForm.self))
     let (b, c) = (x.shape[0], x.shape[1])

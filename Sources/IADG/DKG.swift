@@ -54,7 +54,9 @@ public enum DKG {
         let (n, c) = (x.shape[0], x.shape[1])
         guard c % 2 == 0, c > 0 else { throw ShapeError(op, "the channel count must be even (split into halves), found \(c)") }
         let half = c / 2
-        guard p.kernelWeight.shape == [k * k, 1, 1, 1], p.kernelBias.shape == [k * k] else {
+        guard k >= 1 else { throw ShapeError(op, "k must be ≥ 1, found \(k)") }
+        let kk = try checkedMul(k, k, op)
+        guard p.kernelWeight.shape == [kk, 1, 1, 1], p.kernelBias.shape == [kk] else {
             throw ShapeError(op, "conv_kernel must be weight [\(k * k), 1, 1, 1] and bias [\(k * k)] for k = \(k), found \(p.kernelWeight.shape), \(p.kernelBias.shape)")
         }
         guard p.kWeight.shape == [1, 1, 1, 1], p.kBias.shape == [1] else {

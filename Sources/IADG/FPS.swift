@@ -34,6 +34,8 @@ public enum FPS {
         let (n, d) = (points.shape[0], points.shape[1])
         guard n > 0, start >= 0, start < n else { throw ShapeError("fps", "start index \(start) outside 0..<\(n)") }
         guard count >= 0 else { throw ShapeError("fps", "count must be ≥ 0, got \(count)") }
+        try Budget.require(elements: Double(count), "fps's \(count) sampled indices")
+        try Budget.requireWork(operations: Double(count) * Double(n) * Double(Swift.max(d, 1)), "fps sampling \(count) of \(n) points")
         var distance = [Double](repeating: initialDistance, count: n)
         var far = start
         var idx: [Int] = []

@@ -9,10 +9,11 @@ func scalar(_ ctx: Context, _ v: Double) -> Var { ctx.constant(Tensor(scalar: v)
 func vector(_ ctx: Context, _ v: [Double]) -> Var { ctx.constant(Tensor(v)) }
 
 /// Integer labels from a tensor, requiring 0/1 values.
-func labelArray(_ t: Tensor, name: String) throws -> [Int] {
-    guard t.rank == 1 else { throw ShapeError("iadg.metrics", "\(name) must be 1-D, found shape \(t.shape)") }
+/// `op` names the protocol whose case is being read.
+func labelArray(_ t: Tensor, name: String, op: String) throws -> [Int] {
+    guard t.rank == 1 else { throw ShapeError(op, "\(name) must be 1-D, found shape \(t.shape)") }
     return try t.data.enumerated().map { i, v in
-        guard v == 0 || v == 1 else { throw ShapeError("iadg.metrics", "\(name)[\(i)] = \(v); labels must be 0 (real) or 1 (fake)") }
+        guard v == 0 || v == 1 else { throw ShapeError(op, "\(name)[\(i)] = \(v); labels must be 0 (real) or 1 (fake)") }
         return Int(v)
     }
 }
@@ -21,7 +22,7 @@ let metricsMethod = Method("iadg.metrics", properties: metricsProperties) { ctx 
     let scoresT = try ctx.tensor("scores")
     guard scoresT.rank == 1 else { throw ShapeError("iadg.metrics", "scores must be 1-D, found shape \(scoresT.shape)") }
     var scores = scoresT.data
-    var labels = try labelArray(try ctx.tensor("labels"), name: "labels")
+    var labels = try labelArray(try ctx.tensor("labels"), name: "labels", op: "iadg.metrics")
     guard labels.count == scores.count else {
         throw ShapeError("iadg.metrics", "labels has \(labels.count) entries, scores \(scores.count)")
     }
@@ -31,7 +32,7 @@ let metricsMethod = Method("iadg.metrics", properties: metricsProperties) { ctx 
     }
     var out: [String: Var] = [:]
     if try ctx.bool("video_level", default: false) {
-        let videos = try ctx.tensor("videos").data.map { Int($0) }
+        let videos = try ctx.tensor("videos").data.enumerated().map { i, v in try checkedInt(v, "iadg.metrics: videos[\(i)]") }
         let v = try FASMetric.videoLevel(scores: scores, labels: labels, videos: videos)
         scores = v.scores
         labels = v.labels

@@ -8,7 +8,7 @@ import Tensor
 let networkMethod = Method("iadg.network", properties: networkProperties) { ctx in
     let widths = try IADGWidths(try ctx.ints("widths"))
     let net = IADGNetwork(widths: widths) { try ctx.v($0) }
-    let labels = try labelArray(try ctx.tensor("labels"), name: "labels")
+    let labels = try labelArray(try ctx.tensor("labels"), name: "labels", op: "iadg.network")
     var lw = IADGLossWeights()
     lw.depth = try ctx.double("w_depth", default: 0.1)
     lw.clsAug = try ctx.double("w_cls_aug", default: 1)

@@ -166,6 +166,9 @@ public struct AttributionAudit: Sendable {
         }
         let dtype = try ds.dtype
         guard dtype.isFloatingPoint || dtype.isInteger else { throw InputError(file: path, object: object, "expected a numeric dataset, found \(dtype)") }
+        do { try Budget.require(shape: shape, "the attributions") } catch let e as ShapeError {
+            throw InputError(file: path, object: object, e.description)
+        }
         let values = try ds.readDoubles()
         if let i = values.firstIndex(where: { !$0.isFinite }) {
             throw InputError(file: path, object: object, "value \(values[i]) at index \(Tensor.unravel(i, shape: shape)); attributions must be finite")

@@ -281,10 +281,24 @@ public enum BlockMNISTExport {
         guard shape.count == 3, shape[1] % 2 == 0 else {
             throw InputError(file: path, object: "/\(split)/images", "expected [n, 2R, C], found \(shape)")
         }
+        do { try Budget.require(shape: shape, "the images") } catch let e as ShapeError {
+            throw InputError(file: path, object: "/\(split)/images", e.description)
+        }
         let images = Tensor(unchecked: shape, try ids.readDoubles().map { $0 * scale })
-        let labels = try f.dataset("\(split)/labels").readDoubles().map { Int($0) }
+        /// Integer data, each value checked (NaN, infinities, fractions, out of range name the file, object and index).
+        func integers(_ name: String, in range: ClosedRange<Int>, _ expected: String) throws -> [Int] {
+            let object = "/\(split)/\(name)"
+            let ds = try f.dataset("\(split)/\(name)")
+            let n = try ds.count
+            guard n == shape[0] else { throw InputError(file: path, object: object, "\(n) values for \(shape[0]) images; expected one per image") }
+            return try ds.readDoubles().enumerated().map { i, v in
+                if let p = integerProblem(v, in: range) { throw InputError(file: path, object: object, "element \(i): \(p) (\(expected))") }
+                return Int(v)
+            }
+        }
+        let labels = try integers("labels", in: 0...255, "a class index 0…255")
         let top = try f.dataset("\(split)/signal_top").readDoubles().map { $0 != 0 }
-        let src = f.root.isDataset("\(split)/source_index") ? try f.dataset("\(split)/source_index").readDoubles().map { Int($0) } : Array(0..<labels.count)
+        let src = f.root.isDataset("\(split)/source_index") ? try integers("source_index", in: 0...Int(Int32.max), "an index ≥ 0") : Array(0..<labels.count)
         guard labels.count == shape[0], top.count == shape[0] else {
             throw InputError(file: path, object: "/\(split)", "\(labels.count) labels and \(top.count) placements for \(shape[0]) images")
         }

@@ -46,19 +46,23 @@ public enum IDX {
             throw InputError(file: path, object: "IDX file", "cannot open for reading")
         }
         defer { gzclose(gz) }
+        // Reads n bytes in pieces of at most 16 MiB, growing the buffer as data arrives: a header that claims
+        // more data than the file holds is caught as truncation before the claimed size is allocated.
         func readExactly(_ n: Int, what: String) throws -> [UInt8] {
-            var buf = [UInt8](repeating: 0, count: n)
+            var buf = [UInt8]()
+            buf.reserveCapacity(Swift.min(n, 1 << 24))
             var got = 0
             while got < n {
-                let chunk = Swift.min(n - got, 1 << 30)
+                let chunk = Swift.min(n - got, 1 << 24)
+                buf.append(contentsOf: repeatElement(0, count: chunk))
                 let r = buf.withUnsafeMutableBytes { gzread(gz, $0.baseAddress! + got, UInt32(chunk)) }
                 if r < 0 {
                     var errnum: Int32 = 0
                     let msg = gzerror(gz, &errnum).map { String(cString: $0) } ?? "unknown zlib error"
                     throw InputError(file: path, object: what, "corrupt compressed data: \(msg)")
                 }
-                if r == 0 { break }
                 got += Int(r)
+                if r < chunk { buf.removeLast(chunk - Int(r)); if r == 0 { break } }
             }
             guard got == n else {
                 throw InputError(file: path, object: what, "truncated: expected \(n) bytes, found \(got)")
@@ -81,8 +85,25 @@ public enum IDX {
             let v = (0..<4).reduce(UInt32(0)) { ($0 << 8) | UInt32(dimBytes[4 * d + $1]) }
             shape.append(Int(v))
         }
-        let count = shape.reduce(1, *)
-        guard count <= 1 << 33 else { throw InputError(file: path, object: "IDX dimensions", "implausible shape \(shape)") }
+        // The size the header claims: checked arithmetic, the file's own size (for an uncompressed file), the budget.
+        let count: Int, dataBytes: Int
+        do {
+            count = try checkedCount(shape, "IDX dimensions")
+            dataBytes = try checkedMul(count, type.byteWidth, "IDX dimensions")
+        } catch {
+            throw InputError(file: path, object: "IDX dimensions", "implausible shape \(shape): its element count overflows")
+        }
+        let header = 4 + 4 * ndims
+        if gzdirect(gz) != 0, let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil,
+           size - header < dataBytes {
+            throw InputError(file: path, object: "IDX data (shape \(shape), \(type))",
+                             "truncated: expected \(dataBytes) bytes, found \(Swift.max(0, size - header)) (the header claims more data than the file holds)")
+        }
+        do {
+            try Budget.require(elements: Double(count), bytesPerElement: 8 + type.byteWidth, "reading shape \(shape) (\(type))")
+        } catch let e as ShapeError {
+            throw InputError(file: path, object: "IDX dimensions", e.description)
+        }
         let bytes = try readExactly(count * type.byteWidth, what: "IDX data (shape \(shape), \(type))")
         // Nothing may follow the data.
         var extra: UInt8 = 0
@@ -148,7 +169,7 @@ public enum IDX {
             guard n == bytes.count, rc == Z_OK else { throw InputError(file: path, object: "IDX file", "write failed") }
         } else {
             do { try Data(bytes).write(to: URL(fileURLWithPath: path)) } catch {
-                throw InputError(file: path, object: "IDX file", "write failed: \(error.localizedDescription)")
+                throw InputError(file: path, object: "IDX file", "write failed: \(readableError(error))")
             }
         }
     }
@@ -203,8 +224,11 @@ public enum MNISTFormat {
             throw InputError(file: labelsPath, object: "IDX dimensions",
                              "\(lb.shape[0]) labels but \(imagesPath) holds \(im.shape[0]) images")
         }
-        let n = Swift.min(im.shape[0], limit ?? im.shape[0])
+        let n = Swift.min(im.shape[0], Swift.max(0, limit ?? im.shape[0]))
         let per = im.shape[1] * im.shape[2]
+        guard per > 0 else {
+            throw InputError(file: imagesPath, object: "IDX dimensions", "images of \(im.shape[1])×\(im.shape[2]) pixels; expected non-empty images")
+        }
         let pixels = im.values[0..<(n * per)].map { $0 / 255.0 }
         return ImageDataset(images: Tensor(unchecked: [n, im.shape[1], im.shape[2]], pixels),
                             labels: lb.values[0..<n].map { Int($0) })

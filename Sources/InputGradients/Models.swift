@@ -77,6 +77,12 @@ public final class MLP: Classifier, @unchecked Sendable {
     /// `sizes` = [D, h₁, …, h_L, classes] (L = 1 or 2 in the paper).
     public init(sizes: [Int], rng: inout RNG) throws {
         guard sizes.count >= 2, sizes.allSatisfy({ $0 > 0 }) else { throw ShapeError("MLP", "layer sizes \(sizes) need ≥ 2 positive entries") }
+        var weights = 0
+        for l in 0..<(sizes.count - 1) {
+            weights = try checkedAdd(weights, try checkedMul(sizes[l], sizes[l + 1], "MLP layer sizes \(sizes)"), "MLP layer sizes \(sizes)")
+        }
+        // Parameters, their gradients and optimiser state: a few copies of every weight.
+        try Budget.require(elements: 4 * Double(weights), "an MLP of layer sizes \(sizes) (\(weights) weights)")
         self.sizes = sizes
         var ps: [Parameter] = []
         for l in 0..<(sizes.count - 1) {

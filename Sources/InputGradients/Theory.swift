@@ -134,6 +134,8 @@ public struct TheoryExperiment: Sendable {
 
     public func run(progress: (Int, Double) -> Void = { _, _ in }) throws -> (model: MLP, result: Result, test: SyntheticSet) {
         let start = Date()
+        let what = "the experiment (d \(d), width \(width), n_train \(nTrain), n_test \(nTest), \(epochs) epochs)"
+        try Budget.require(elements: (Double(nTrain) + Double(nTest)) * Double(d) * 3 + Double(d) * Double(width) * 4, what)
         let (train, test) = sets()
         let bounds = (train.x.data.min() ?? -1, train.x.data.max() ?? 1)
         var rng = RNG(seed: seed &+ 2)

@@ -127,7 +127,14 @@ public func classifyWav(path: String, fixtures: String = lavaFixturesDirectory()
     for (name, tau) in [("tau-ada", tauADA), ("tau-admr", tauADMR)] where !(tau >= 0 && tau <= 1) {
         throw ShapeError("lava classify", "--\(name) must be in [0, 1], found \(tau)")
     }
-    let (audio, x) = try readWaveform16k(path: path)
+    // Multiply-adds per 16 kHz sample of both models: four stride-2 k9 convolutions, then the 1×1 attention at T = L/16.
+    let ch = LAVAArchitecture.officialChannels
+    var perModel = Double(ch[4] * ch[4]) / 16
+    for i in 1...4 {
+        let macs = Double(ch[i - 1] * ch[i] * 9)
+        perModel += macs / Double(1 << i)
+    }
+    let (audio, x) = try readWaveform16k(path: path, operationsPerSample: 2 * perModel)
     let ada = try OfficialModels.model(.ada, directory: fixtures), admr = try OfficialModels.model(.admr, directory: fixtures)
     let la = try ada.logits(waveform: x), lr = try admr.logits(waveform: x)
     let r = try cascade(adaLogits: Tensor(unchecked: [1, la.count], la), admrLogits: Tensor(unchecked: [1, lr.count], lr),

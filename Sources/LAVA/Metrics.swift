@@ -129,7 +129,10 @@ public func oneVsRest(yTrue: [Int], scores: Tensor) throws -> (rocAUC: [Double],
     return (auc, ap)
 }
 
-func labels(_ t: Tensor) -> [Int] { t.data.map { Int($0) } }
+/// Class labels stored as numbers; NaN, infinities, fractions and values beyond ±2⁵³ are errors, not traps.
+func labels(_ t: Tensor, _ name: String = "labels") throws -> [Int] {
+    try t.data.enumerated().map { i, v in try checkedInt(v, "\(name)[\(i)]") }
+}
 
 let metricsMethod = Method("lava.metrics", properties: [
     Property("macro_f1_in_unit_interval") { rng in
@@ -185,7 +188,7 @@ let metricsMethod = Method("lava.metrics", properties: [
         try require(o.rocAUC.allSatisfy { $0 == 1 } && o.averagePrecision.allSatisfy { $0 == 1 }, "separating scores: \(o)")
     },
 ]) { ctx in
-    let y = labels(try ctx.tensor("y_true")), p = labels(try ctx.tensor("y_pred"))
+    let y = try labels(try ctx.tensor("y_true"), "y_true"), p = try labels(try ctx.tensor("y_pred"), "y_pred")
     let scores = try ctx.data.tensor("scores", rank: 2)
     let k = scores.shape[1]
     guard let macro = MacroLabels(rawValue: try ctx.int("macro_labels", default: 0)) else {

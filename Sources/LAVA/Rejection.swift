@@ -195,7 +195,7 @@ let rejectionMethod = Method("lava.rejection", properties: [
     let r = try cascade(adaLogits: try ctx.data.tensor("logits_ada", rank: 2), admrLogits: try ctx.data.tensor("logits_admr", rank: 2),
                         tauADA: try ctx.double("tau_ada"), tauADMR: try ctx.double("tau_admr"), mode: mode)
     let s = try findConfidenceThreshold(confidence: try ctx.tensor("search_confidence").data,
-                                        predicted: labels(try ctx.tensor("search_pred")), truth: labels(try ctx.tensor("search_true")),
+                                        predicted: try labels(try ctx.tensor("search_pred"), "search_pred"), truth: try labels(try ctx.tensor("search_true"), "search_true"),
                                         minCoverage: try ctx.double("min_coverage", default: 0.8),
                                         gridPoints: try ctx.int("grid_points", default: 500))
     func c(_ xs: [Double]) -> Var { ctx.constant(Tensor(xs)) }

@@ -52,7 +52,14 @@ public func resamplePoly(_ x: [Double], up: Int, down: Int) throws -> [Double] {
     let (u, d) = (up / g, down / g)
     if u == 1 && d == 1 { return x }
     let maxRate = max(u, d)
-    let half = 10 * maxRate
+    let half = try checkedMul(10, maxRate, "resample")
+    // The filter (and its normalised copy), the output, and the work (filter design ≈ 150 operations per
+    // tap, then ≈ taps/up multiply-adds per output sample) must fit the budget.
+    let taps = 2 * Double(half) + 1
+    let outCount = (Double(x.count) * Double(u) / Double(d)).rounded(.up)
+    let what = "resampling \(x.count) samples by \(u)/\(d) (a \(String(format: "%.0f", taps))-tap filter, \(String(format: "%.0f", outCount)) output samples)"
+    try Budget.require(elements: 2 * taps + outCount, what)
+    try Budget.requireWork(operations: 150 * taps + outCount * (taps / Double(u) + 1), what)
     let h = kaiserLowpass(halfLength: half, cutoff: 1 / Double(maxRate), gain: Double(u))
     let n = x.count
     let nOut = (n * u + d - 1) / d

@@ -137,10 +137,27 @@ public func readWav(path: String) throws -> WavAudio {
 }
 
 /// Reads a WAV file as LAVA's input: mono, 16 kHz, at least `minimumClassifySamples` samples.
-public func readWaveform16k(path: String, minimumSamples: Int = minimumClassifySamples) throws -> (audio: WavAudio, waveform: [Double]) {
+/// `operationsPerSample`, when given, is the cost per 16 kHz sample of what follows (the models): the whole
+/// computation is checked against the budget before resampling.
+public func readWaveform16k(path: String, minimumSamples: Int = minimumClassifySamples,
+                            operationsPerSample: Double = 0) throws -> (audio: WavAudio, waveform: [Double]) {
     let a = try readWav(path: path)
     guard a.frames > 0 else { throw InputError(file: path, object: "data chunk", "empty waveform: 0 samples; expected audio") }
-    let w = try resample(a.samples, from: a.sampleRate, to: lavaSampleRate)
+    let n16 = (Double(a.frames) * Double(lavaSampleRate) / Double(a.sampleRate)).rounded(.up)
+    do {
+        try Budget.require(elements: n16, "the waveform resampled to 16 kHz (\(String(format: "%.0f", n16)) samples)")
+        if operationsPerSample > 0 {
+            try Budget.requireWork(operations: n16 * operationsPerSample,
+                                   "classifying \(a.frames) samples at \(a.sampleRate) Hz (\(String(format: "%.0f", n16)) samples, " +
+                                   "\(String(format: "%.0f", n16 / Double(lavaSampleRate))) s at 16 kHz)")
+        }
+    } catch let e as ShapeError {
+        throw InputError(file: path, object: "fmt chunk", e.description)
+    }
+    let w: [Double]
+    do { w = try resample(a.samples, from: a.sampleRate, to: lavaSampleRate) } catch let e as ShapeError {
+        throw InputError(file: path, object: "fmt chunk", "sample rate \(a.sampleRate) Hz: \(e.description)")
+    }
     guard w.count >= minimumSamples else {
         throw InputError(file: path, object: "data chunk",
                          "too short: \(w.count) samples at 16 kHz (\(a.frames) at \(a.sampleRate) Hz); expected at least \(minimumSamples) (\(minimumSamples * 1000 / lavaSampleRate) ms)")

@@ -341,24 +341,30 @@ private func convGeometry(op: String, nd: Int, x: [Int], weight: [Int], bias: [I
     }
     var outSize = [Int]()
     for d in 0..<nd {
-        let eff = dilation[d] * (k[d] - 1) + 1
+        let eff = try checkedAdd(try checkedMul(dilation[d], k[d] - 1, op), 1, op)
         if let op2 = outputPadding {
             guard op2[d] >= 0, op2[d] < stride[d] || op2[d] < dilation[d] else {
                 throw ShapeError(op, "output_padding \(op2) must be non-negative and smaller than stride \(stride) or dilation \(dilation)")
             }
-            let l = (spatial[d] - 1) * stride[d] - 2 * padding[d] + eff + op2[d]
+            let l = try checkedAdd(try checkedAdd(try checkedSub(try checkedMul(spatial[d] - 1, stride[d], op), try checkedMul(2, padding[d], op), op),
+                                                  eff, op), op2[d], op)
             guard l > 0 else {
                 throw ShapeError(op, "output size \(l) is not positive (x shape \(x), weight \(weight), stride \(stride), padding \(padding))")
             }
             outSize.append(l)
         } else {
-            let padded = spatial[d] + 2 * padding[d]
+            let padded = try checkedAdd(spatial[d], try checkedMul(2, padding[d], op), op)
             guard padded >= eff else {
                 throw ShapeError(op, "kernel extent \(eff) (weight \(weight), dilation \(dilation)) exceeds the padded input size \(padded) (x shape \(x), padding \(padding))")
             }
             outSize.append((padded - eff) / stride[d] + 1)
         }
     }
+    // The output and the im2col column buffer must fit the memory budget.
+    try Budget.require(shape: [x[0], cout] + outSize, "\(op)'s output")
+    let kernel = try checkedCount(k, op)
+    let cols = Double(cin / groups) * Double(kernel) * outSize.reduce(1.0) { $0 * Double($1) }
+    try Budget.require(elements: cols, "\(op)'s column buffer (C_in/groups × kernel × output positions)")
     // The 2-D geometry of the forward conv (for a transposed conv: the conv mapping y to x).
     func g2(_ v: [Int], _ one: Int) -> (Int, Int) { nd == 1 ? (one, v[0]) : (v[0], v[1]) }
     let (sh, sw) = g2(stride, 1), (ph, pw) = g2(padding, 0), (dh, dw) = g2(dilation, 1), (kh, kw) = g2(k, 1)

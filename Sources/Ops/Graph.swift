@@ -35,6 +35,7 @@ struct AxisIndex {
             throw ShapeError(op, "axis \(rawAxis) is invalid for shape \(denseShape)")
         }
         let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
+        try Budget.require(shape: denseShape, "\(op)'s dense tensor")
         let row = index.rank == 1 && rank > 1
         if row {
             guard axis == 0 else {

@@ -36,6 +36,7 @@ private func resizeCheck(_ op: String, _ x: [Int], _ size: [Int], spatial: [Int]
     }
     guard size.allSatisfy({ $0 > 0 }) else { throw ShapeError(op, "size must be positive, got \(size) (x shape \(x))") }
     guard x[2...].allSatisfy({ $0 > 0 }) else { throw ShapeError(op, "spatial axes of x must be non-empty, got shape \(x)") }
+    try Budget.require(shape: Array(x[..<2]) + size, "\(op)'s output")
 }
 
 /// Bilinear resize, torch.nn.functional.interpolate(x, size, mode='bilinear', align_corners):

@@ -215,6 +215,7 @@ public func adaptiveAvgPool1d(_ x: Var, outputSize: Int) throws -> Var {
     guard let l = s.last, l > 0 else { throw ShapeError(op, "the length axis must be non-empty, got x shape \(s)") }
     guard outputSize > 0 else { throw ShapeError(op, "output_size must be positive, got \(outputSize) (x shape \(s))") }
     let planes = s.dropLast().reduce(1, *)
+    try Budget.require(shape: s.dropLast() + [outputSize], "\(op)'s output")
     return adaptiveAvgPool(x, planes: planes, h: 1, w: l, ho: 1, wo: outputSize, outShape: s.dropLast() + [outputSize])
 }
 
@@ -227,6 +228,7 @@ public func adaptiveAvgPool2d(_ x: Var, outputSize: [Int]) throws -> Var {
     guard outputSize.count == 2, outputSize.allSatisfy({ $0 > 0 }) else {
         throw ShapeError(op, "output_size must be two positive sizes, got \(outputSize) (x shape \(x.shape))")
     }
+    try Budget.require(shape: x.shape.dropLast(2) + outputSize, "\(op)'s output")
     return adaptiveAvgPool(x, planes: planes, h: h, w: w, ho: outputSize[0], wo: outputSize[1],
                            outShape: x.shape.dropLast(2) + outputSize)
 }

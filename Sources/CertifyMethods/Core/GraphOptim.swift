@@ -138,6 +138,10 @@ let clipGradNormMethod = Method("core.clip_grad_norm", properties: [
     },
 ]) { ctx in
     let k = try ctx.int("num_grads")
+    let present = ctx.data.inputs.count + ctx.data.params.count
+    guard k >= 0, k <= present else {
+        throw ShapeError("clip_grad_norm", "num_grads must be in 0…\(present) (one input g0, g1, … per gradient), found \(k)")
+    }
     let names = (0..<k).map { "g\($0)" }
     let r = try clipGradNorm(names.map { try ctx.tensor($0) }, maxNorm: ctx.double("max_norm"), normType: ctx.double("norm_type", default: 2))
     var out: [String: Var] = ["total_norm": ctx.constant(Tensor(scalar: r.totalNorm))]
