@@ -73,18 +73,7 @@ public struct ClaimsLedger: Sendable {
 
     /// Parses and validates one ledger.
     public static func load(_ path: String) throws -> ClaimsLedger {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ProtocolError(file: path, "cannot read claims ledger")
-        }
-        let any: Any?
-        do { any = try Yams.load(yaml: text) } catch { throw ProtocolError(file: path, "invalid YAML: \(error)") }
-        guard let dict = any as? [String: Any] else { throw ProtocolError(file: path, "top level must be a mapping") }
-        let unknown = Set(dict.keys).subtracting(allowedKeys)
-        if !unknown.isEmpty {
-            throw ProtocolError(file: path, "unknown key(s) \(unknown.sorted()); allowed: \(allowedKeys.sorted())")
-        }
-        for k in requiredKeys where dict[k] == nil { throw ProtocolError(file: path, "missing required key '\(k)'") }
+        let dict = try strictMapping(path, what: "claims ledger", allowed: allowedKeys, required: requiredKeys)
         func nonEmpty(_ v: Any?) -> String? {
             guard let s = v as? String, !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
             return s

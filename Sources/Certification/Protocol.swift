@@ -253,18 +253,7 @@ public struct CertProtocol: @unchecked Sendable {
 
     /// Parses and validates one protocol file.
     public static func load(_ path: String) throws -> CertProtocol {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ProtocolError(file: path, "cannot read protocol file: \(readableError(error))")
-        }
-        let any: Any?
-        do { any = try Yams.load(yaml: text) } catch { throw ProtocolError(file: path, "invalid YAML: \(error)") }
-        guard let dict = any as? [String: Any] else { throw ProtocolError(file: path, "top level must be a mapping") }
-        let unknown = Set(dict.keys).subtracting(allowedKeys)
-        if !unknown.isEmpty {
-            throw ProtocolError(file: path, "unknown key(s) \(unknown.sorted()); allowed: \(allowedKeys.sorted())")
-        }
-        for k in requiredKeys where dict[k] == nil { throw ProtocolError(file: path, "missing required key '\(k)'") }
+        let dict = try strictMapping(path, what: "protocol file", allowed: allowedKeys, required: requiredKeys)
         for section in ["inputs", "params", "outputs"] {
             for entry in dict[section] as? [[String: Any]] ?? [] {
                 let bad = Set(entry.keys).subtracting(TensorSpec.allowedKeys)
@@ -319,6 +308,24 @@ public struct CertProtocol: @unchecked Sendable {
         }
         return p
     }
+}
+
+/// Reads a YAML file whose top level is a mapping with only `allowed` keys and every `required` one
+/// (protocols and claims ledgers). Every problem is a `ProtocolError` naming the file.
+func strictMapping(_ path: String, what: String, allowed: Set<String>, required: [String]) throws -> [String: Any] {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw ProtocolError(file: path, "cannot read \(what): \(readableError(error))")
+    }
+    let any: Any?
+    do { any = try Yams.load(yaml: text) } catch { throw ProtocolError(file: path, "invalid YAML: \(error)") }
+    guard let dict = any as? [String: Any] else { throw ProtocolError(file: path, "top level must be a mapping") }
+    let unknown = Set(dict.keys).subtracting(allowed)
+    if !unknown.isEmpty {
+        throw ProtocolError(file: path, "unknown key(s) \(unknown.sorted()); allowed: \(allowed.sorted())")
+    }
+    for k in required where dict[k] == nil { throw ProtocolError(file: path, "missing required key '\(k)'") }
+    return dict
 }
 
 /// A protocol's contract as `certify show --json` prints it, for tools that build on Certify (the
