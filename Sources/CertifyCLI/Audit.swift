@@ -276,7 +276,7 @@ struct Audit: ParsableCommand {
             log("\(c.name): \(c.experiment.data.rawValue), width \(c.experiment.width), \(c.experiment.epochs) epochs, eps \(c.experiment.eps)")
             let every = Swift.max(1, c.experiment.epochs / 10)
             let r = try c.experiment.run { e, l in if (e + 1) % every == 0 { log(String(format: "%@: epoch %d, loss %.4f", c.name, e + 1, l)) } }
-            rows.append(TheoryCases.Outcome(name: c.name, claim: c.claim, result: r.result, holds: c.check(r.result)))
+            rows.append(TheoryCases.Outcome(name: c.name, claim: c.claim, source: c.source, result: r.result, holds: c.check(r.result)))
             log("\(c.name): \(rows.last!.summary)")
         }
         log("TC6: oracle DiffROAR identity on the TC1 data")

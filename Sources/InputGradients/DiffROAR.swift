@@ -161,10 +161,11 @@ public enum DiffROAR {
                              try masking.apply(x: test.x, kept: te.kept, constantMasked: te.masked, stream: stream &+ 1, jobs: jobs)))
                 if maskOnly { maskSets.append((tr.kept, te.kept)) }
             }
+            let (imageSets, kepts) = (sets, maskSets)
             let runs = (0..<kinds).flatMap { kind in arms.indices.flatMap { a in seeds.map { (kind, a, $0) } } }
             let acc = try parallelMap(runs, jobs: jobs) { run in
                 let (kind, a, s) = run
-                let data = kind == 0 ? sets[a] : maskSets[a]
+                let data = kind == 0 ? imageSets[a] : kepts[a]
                 let r = try learner.fitAndScore(trainX: data.0, trainY: train.y, testX: data.1, testY: test.y, seed: s)
                 let done = counter.increment()
                 progress(String(format: "k = %.2f, %@keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, kind == 0 ? "" : "mask only, ",

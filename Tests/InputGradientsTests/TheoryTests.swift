@@ -11,7 +11,7 @@ import Tensor
     func run(_ name: String) throws -> TheoryCases.Outcome {
         let c = try #require(TheoryCases.fast.experiments.first { $0.name == name })
         let r = try c.experiment.run()
-        return TheoryCases.Outcome(name: name, claim: c.claim, result: r.result, holds: c.check(r.result))
+        return TheoryCases.Outcome(name: name, claim: c.claim, source: c.source, result: r.result, holds: c.check(r.result))
     }
 
     @Test("TC1: standard one-hidden-layer MLP on the v1 data — the signal is rarely the top attribution and often the bottom")
