@@ -325,12 +325,17 @@ public struct TheoryCases: Sendable {
     }
 
     /// Settings for `make test` (seconds). Robust training at d = 10 needs width ≫ 1000 and hundreds of
-    /// epochs (spec A3), so the fast robust cases use d = 4 (TC2) and d = 8 (TC5) with a larger step.
+    /// epochs (spec A3), so the fast robust cases use d = 4 (TC2) and d = 8 (TC5r) with a larger step.
+    /// The fast theorem case TC5s uses the full case's d = 20: at d = 8 (width 100, even after 80 epochs)
+    /// the noise coordinates keep about a tenth of the per-coordinate magnitude on R, just above the
+    /// theorem test's threshold, because their first-layer weights stay near their initialisation (no
+    /// weight decay shrinks them); that finite-training departure from "zero on the noise blocks" shrinks as
+    /// the relevant weights grow, and is reported, not hidden (docs/input_gradients/REPRODUCTION.md).
     public static let fast = TheoryCases(
         experiments: cases(
             tc1: experiment(d: 10, width: 200, epochs: 40, nTrain: 2000, batch: 50, lr: 0.1, eps: 0),
             tc2: experiment(d: 4, width: 100, epochs: 40, nTrain: 1000, batch: 25, lr: 0.2, eps: 0.45),
-            tc5s: experiment(.simplifiedBlockMNIST, d: 8, width: 100, epochs: 40, nTrain: 1000, batch: 25, lr: 0.2, eps: 0),
+            tc5s: experiment(.simplifiedBlockMNIST, d: 20, width: 100, epochs: 40, nTrain: 1000, batch: 25, lr: 0.2, eps: 0),
             tc5r: experiment(.simplifiedBlockMNIST, d: 8, width: 100, epochs: 40, nTrain: 1000, batch: 25, lr: 0.2, eps: 0.3)),
         tc6: experiment(d: 10, width: 200, epochs: 40, nTrain: 2000, batch: 50, lr: 0.1, eps: 0))
 
