@@ -104,7 +104,7 @@ CONTROL_GROUPS = [
      ["bmf_standard_constant", "bmf_standard_road", "bmf_robust_constant", "bmf_robust_road"]),
     ("The same with the attributed model's class as the learner (ROAD fill)", ["bmf_standard_road_model", "bmf_robust_road_model"]),
     ("BlockMNIST from scikit-learn's handwritten digits (10 classes), true-label logit gradient: constant fill vs ROAD, with the mask-only control",
-     ["bmd_standard_constant", "bmd_standard_road", "bmd_robust_constant", "bmd_robust_road", "bmd_random_road"]),
+     ["bmd_standard_constant", "bmd_standard_road", "bmd_standard_road_nonoise", "bmd_robust_constant", "bmd_robust_road", "bmd_random_road"]),
 ]
 
 
