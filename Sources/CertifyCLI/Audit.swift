@@ -64,6 +64,14 @@ struct Audit: ParsableCommand {
     @Option(help: "Attribution target: logit (the paper), softmax or loss.") var target: String = "logit"
     @Option(help: "Label the attribution is taken for: true (the official code) or predicted (the attributed model's argmax).")
     var attributionLabel: String = "true"
+    @Option(help: "Fill of removed coordinates: constant (the training mean, the official code) or road (ROAD's noisy linear imputation).")
+    var fill: String = "constant"
+    @Option(help: "With --fill road: standard deviation of the imputation noise (pixels in [0, 1]; ROAD's default 0.01).")
+    var roadNoise: Double = 0.01
+    @Flag(help: "Mask-only control: also retrain on the kept indicators alone (if they predict the label, the comparison is confounded).")
+    var maskOnlyControl = false
+    @Option(help: "Model class retrained for PredPower: reference (the small MLP of --learner-hidden/--learner-epochs) or model (the attributed model's architecture and recipe).")
+    var learnerClass: String = "reference"
     @Option(help: "Write the report as JSON to FILE.") var json: String?
     @Option(help: "Draw the DiffROAR curve as SVG to FILE.") var svg: String?
     @OptionGroup var resources: ResourceOptions
@@ -78,6 +86,9 @@ struct Audit: ParsableCommand {
         guard robustEps > 0, robustEps.isFinite else { throw ValidationError("--robust-eps must be > 0") }
         guard ModelSelection(rawValue: selection) != nil else { throw ValidationError("--selection must be final or bestOnEvaluation") }
         guard AttributionTarget(rawValue: target) != nil else { throw ValidationError("--target must be logit, softmax or loss") }
+        guard AttributionAudit.FillKind(rawValue: fill) != nil else { throw ValidationError("--fill must be constant or road") }
+        guard roadNoise >= 0, roadNoise.isFinite else { throw ValidationError("--road-noise must be ≥ 0") }
+        guard AttributionAudit.LearnerClass(rawValue: learnerClass) != nil else { throw ValidationError("--learner-class must be reference or model") }
         guard AttributionLabels(rawValue: attributionLabel) != nil else { throw ValidationError("--attribution-label must be true or predicted") }
         guard learnerHidden.split(separator: ",").allSatisfy({ Int($0).map { $0 > 0 } ?? false }) else {
             throw ValidationError("--learner-hidden must be positive integers separated by commas")
@@ -109,6 +120,10 @@ struct Audit: ParsableCommand {
         a.robustEps = robustEps
         a.target = AttributionTarget(rawValue: target)!
         a.labels = AttributionLabels(rawValue: attributionLabel)!
+        a.fillKind = AttributionAudit.FillKind(rawValue: fill)!
+        a.roadNoise = roadNoise
+        a.maskOnlyControl = maskOnlyControl
+        a.learnerClass = AttributionAudit.LearnerClass(rawValue: learnerClass)!
         return a
     }
 
@@ -157,7 +172,7 @@ struct Audit: ParsableCommand {
     /// Every seed of a built-in audit.
     var seedDescription: String {
         let a = audit
-        return "retraining seeds \(a.seeds.map(String.init).joined(separator: ",")); attributed model RNG(\(a.modelSeed)), robust-accuracy attack RNG(\(a.modelSeed)+7), attribution noise RNG(\(a.modelSeed)+99)"
+        return "retraining seeds \(a.seeds.map(String.init).joined(separator: ","))\(a.fillKind == .road ? "; ROAD noise RNG(\(a.modelSeed)+555 + stream·φ), one stream per level, arm and split" : ""); attributed model RNG(\(a.modelSeed)), robust-accuracy attack RNG(\(a.modelSeed)+7), attribution noise RNG(\(a.modelSeed)+99)"
             + (dataset == "fashion-mnist" ? "" : "; BlockMNIST placement seed \(blockmnist.seed)")
     }
 
@@ -263,7 +278,7 @@ struct Audit: ParsableCommand {
             log("\(c.name): \(c.experiment.data.rawValue), width \(c.experiment.width), \(c.experiment.epochs) epochs, eps \(c.experiment.eps)")
             let every = Swift.max(1, c.experiment.epochs / 10)
             let r = try c.experiment.run { e, l in if (e + 1) % every == 0 { log(String(format: "%@: epoch %d, loss %.4f", c.name, e + 1, l)) } }
-            rows.append(TheoryCases.Outcome(name: c.name, claim: c.claim, result: r.result, holds: c.check(r.result)))
+            rows.append(TheoryCases.Outcome(name: c.name, claim: c.claim, source: c.source, result: r.result, holds: c.check(r.result)))
             log("\(c.name): \(rows.last!.summary)")
         }
         log("TC6: oracle DiffROAR identity on the TC1 data")

@@ -102,6 +102,27 @@ public struct AttributionAudit: Sendable {
     /// the kept coordinates can encode the label itself (see the reproduction notes).
     public var labels = AttributionLabels.trueLabel
     public var modelSeed: UInt64 = 1234
+    /// How removed coordinates are filled: the constant training mean (the official code) or ROAD's noisy
+    /// linear imputation with noise σ = `roadNoise` (pixels in [0, 1]; ROAD's default 0.01 absolute).
+    public var fillKind = FillKind.constant
+    public var roadNoise = 0.01
+    /// Also retrain on the kept indicators alone (the mask-only control).
+    public var maskOnlyControl = false
+    /// The model class M retrained for PredPower: the small reference MLP (`learner`) or the attributed
+    /// model's own class (its architecture and training recipe, standard training).
+    public var learnerClass = LearnerClass.reference
+
+    public enum FillKind: String, Sendable, CaseIterable { case constant, road }
+    public enum LearnerClass: String, Sendable, CaseIterable {
+        case reference
+        /// The attributed model's class (the paper's PredPower is a sup over the model class M).
+        case model
+    }
+
+    /// The learner used for PredPower.
+    public var effectiveLearner: MLPLearner {
+        learnerClass == .reference ? learner : MLPLearner(hidden: attributedHidden, training: attributedTraining, selection: learner.selection)
+    }
 
     public init() {}
 
@@ -188,14 +209,20 @@ public struct AttributionAudit: Sendable {
             }
         }
         let fill = train.x.data.reduce(0, +) / Double(train.x.count)
+        let masking: MaskingScheme = fillKind == .constant ? .constant(fill) : .noisyLinear(sigma: roadNoise, fallback: fill, seed: modelSeed &+ 555)
+        let learner = effectiveLearner
         let points = try DiffROAR.evaluate(train: .init(x: train.x, y: train.y, attributions: train.a),
                                            test: .init(x: test.x, y: test.y, attributions: test.a),
-                                           ks: ks, seeds: seeds, fill: fill, learner: learner, jobs: jobs, progress: log)
+                                           ks: ks, seeds: seeds, masking: masking, maskOnly: maskOnlyControl, learner: learner, jobs: jobs, progress: log)
         let settings: [String: String] = [
             "ks": ks.map { String($0) }.joined(separator: ","), "seeds": seeds.map(String.init).joined(separator: ","),
             "learner": "MLP \(learner.hidden), SGD lr \(learner.training.learningRate) momentum \(learner.training.momentum), batch \(learner.training.batchSize), \(learner.training.epochs) epochs, \(learner.training.schedule), selection \(learner.selection.rawValue)",
+            "learner_class": learnerClass == .reference ? "reference (the suite's small MLP)" : "model (the attributed model's architecture and training recipe, standard training)",
+            "masking": masking.description, "fill_kind": fillKind.rawValue,
+            "mask_only_control": maskOnlyControl ? "yes: the learner retrained on the kept indicators alone" : "no",
+            "chance": "majority-class rate of the test labels; a run is flagged when its accuracy ≤ chance + 3·√(chance(1 − chance)/m)",
             "attributed_model": "MLP \(attributedHidden), SGD lr \(attributedTraining.learningRate) momentum \(attributedTraining.momentum), batch \(attributedTraining.batchSize), \(attributedTraining.epochs) epochs; robust: ℓ∞ eps \(robustEps), step 0.25·eps, 8 iterations, no random start",
-            "target": target.rawValue, "attribution_labels": labels.rawValue, "fill": "\(fill) (mean of the training tensor)",
+            "target": target.rawValue, "attribution_labels": labels.rawValue, "fill": "\(fill) (mean of the training tensor)\(fillKind == .road ? "; ROAD fallback only" : "")",
             "tie_break": "|A| descending, index ascending",
         ]
         return AuditReport(dataset: dataset, method: method, model: model, attributedModelAccuracy: nil, attributedModelRobustAccuracy: nil,
@@ -206,13 +233,18 @@ public struct AttributionAudit: Sendable {
 extension AuditReport {
     /// A plain-text table: k, DiffROAR mean ± std, the two arms' mean accuracies, localization.
     public func table() -> String {
-        var lines = ["  k     DiffROAR           acc(top-k kept)  acc(bottom-k kept)" + (localization.isEmpty ? "" : "  null share of top-k  null mass share")]
+        let maskOnly = diffROAR.contains { $0.accMaskOnlyTop != nil }
+        var lines = ["  k     DiffROAR           acc(top-k kept)  acc(bottom-k kept)" + (maskOnly ? "  mask only (top / bottom)" : "")
+                     + (localization.isEmpty ? "" : "  null share of top-k  null mass share")]
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(Swift.max(v.count, 1)) }
         for (i, p) in diffROAR.enumerated() {
-            let t = p.accTopKept.reduce(0, +) / Double(p.accTopKept.count), b = p.accBottomKept.reduce(0, +) / Double(p.accBottomKept.count)
-            var line = String(format: "  %-5.2f %+.4f ± %.4f   %.4f           %.4f", p.k, p.mean, p.std, t, b)
+            var line = String(format: "  %-5.2f %+.4f ± %.4f   %.4f           %.4f", p.k, p.mean, p.std, mean(p.accTopKept), mean(p.accBottomKept))
+            if let t = p.accMaskOnlyTop, let b = p.accMaskOnlyBottom { line += String(format: "              %.4f / %.4f", mean(t), mean(b)) }
             if i < localization.count { line += String(format: "              %.4f               %.4f", localization[i].nullFraction, localization[i].nullMassShare) }
+            if let c = p.chanceRuns, !c.isEmpty { line += "   ! at chance: " + c.joined(separator: ", ") }
             lines.append(line)
         }
+        if let c = diffROAR.first?.chance { lines.append(String(format: "  chance (majority-class rate of the test set): %.4f", c)) }
         return lines.joined(separator: "\n")
     }
 

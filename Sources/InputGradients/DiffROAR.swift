@@ -59,6 +59,25 @@ public struct DiffROARPoint: Sendable, Codable {
     public var diffs: [Double]
     public var mean: Double
     public var std: Double
+    /// Mask-only control: accuracies of the learner retrained on the kept indicator alone (top-k / bottom-k
+    /// masks, one per seed). Well above `chance`, the mask's shape carries the label and the DiffROAR
+    /// comparison is confounded unless the fill hides the mask.
+    public var accMaskOnlyTop: [Double]? = nil
+    public var accMaskOnlyBottom: [Double]? = nil
+    /// The chance level of the test set (the majority-class rate).
+    public var chance: Double? = nil
+    /// Retraining runs on masked data that ended at chance (accuracy ≤ chance + 3 binomial standard
+    /// errors): "top seed 2", "bottom seed 0". They stay in the mean and are listed here, never silently.
+    public var chanceRuns: [String]? = nil
+
+    public init(k: Double, accTopKept: [Double], accBottomKept: [Double], diffs: [Double], mean: Double, std: Double) {
+        self.k = k
+        self.accTopKept = accTopKept
+        self.accBottomKept = accBottomKept
+        self.diffs = diffs
+        self.mean = mean
+        self.std = std
+    }
 }
 
 public enum DiffROAR {
@@ -85,12 +104,33 @@ public enum DiffROAR {
         }
     }
 
-    /// Retrains `learner` on top-k-kept and bottom-k-kept data for each k and seed. `fill` is the
-    /// masking value (the code: the mean of the whole training tensor). The 2 × seeds runs of one k
-    /// run `jobs` at a time; each run's seed fixes its result, so the order of execution does not
-    /// matter. `progress` is told each finished run (from any thread, serialised).
+    /// Retrains `learner` on top-k-kept and bottom-k-kept data for each k and seed, with masked coordinates
+    /// set to the constant `fill` (the code: the mean of the whole training tensor).
     public static func evaluate(train: AttributedSplit, test: AttributedSplit, ks: [Double], seeds: [UInt64],
                                 fill: Double, learner: some DiffROARLearner, jobs: Int = 1,
+                                progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
+        try evaluate(train: train, test: test, ks: ks, seeds: seeds, masking: .constant(fill), learner: learner, jobs: jobs, progress: progress)
+    }
+
+    /// The chance level of labels y: the majority-class rate.
+    public static func chanceLevel(_ y: [Int]) -> Double {
+        guard !y.isEmpty else { return 0 }
+        var counts: [Int: Int] = [:]
+        for v in y { counts[v, default: 0] += 1 }
+        return Double(counts.values.max()!) / Double(y.count)
+    }
+
+    /// Whether an accuracy on m test points is at chance: ≤ chance + 3·√(chance(1 − chance)/m).
+    public static func atChance(_ acc: Double, chance: Double, m: Int) -> Bool {
+        acc <= chance + 3 * (chance * (1 - chance) / Double(Swift.max(m, 1))).squareRoot()
+    }
+
+    /// Retrains `learner` on top-k-kept and bottom-k-kept data for each k and seed, filling removed
+    /// coordinates by `masking`. With `maskOnly`, also retrains on the kept indicators alone (the mask-only
+    /// control). The runs of one k run `jobs` at a time; each run's seed fixes its result, so the order of
+    /// execution does not matter. `progress` is told each finished run (from any thread, serialised).
+    public static func evaluate(train: AttributedSplit, test: AttributedSplit, ks: [Double], seeds: [UInt64],
+                                masking: MaskingScheme, maskOnly: Bool = false, learner: some DiffROARLearner, jobs: Int = 1,
                                 progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
         guard train.x.shape == train.attributions.shape else {
             throw ShapeError("DiffROAR", "train attributions \(train.attributions.shape) do not match the train data \(train.x.shape)")
@@ -103,25 +143,53 @@ public enum DiffROAR {
         let trainOrders = try AttributionMasking.priorityOrders(train.attributions)
         let testOrders = try AttributionMasking.priorityOrders(test.attributions)
         var points: [DiffROARPoint] = []
-        let total = ks.count * 2 * seeds.count
+        let arms = KeptCoordinates.allCases
+        let kinds = maskOnly ? 2 : 1
+        let total = ks.count * arms.count * seeds.count * kinds
         let counter = RunCounter()
-        for k in ks {
-            let arms = KeptCoordinates.allCases
-            let sets: [(Tensor, Tensor)] = try arms.map { keep in
-                (try AttributionMasking.unmask(x: train.x, orders: trainOrders, k: k, keep: keep, fill: fill).masked,
-                 try AttributionMasking.unmask(x: test.x, orders: testOrders, k: k, keep: keep, fill: fill).masked)
+        let chance = chanceLevel(test.y)
+        for (ki, k) in ks.enumerated() {
+            // per arm: (train input, test input) for the images and, with maskOnly, for the kept indicators
+            var sets: [(Tensor, Tensor)] = []
+            var maskSets: [(Tensor, Tensor)] = []
+            for (a, keep) in arms.enumerated() {
+                let tr = try AttributionMasking.unmask(x: train.x, orders: trainOrders, k: k, keep: keep, fill: masking.constantValue)
+                let te = try AttributionMasking.unmask(x: test.x, orders: testOrders, k: k, keep: keep, fill: masking.constantValue)
+                let stream = UInt64(ki) &* 4 &+ UInt64(a) &* 2
+                if case .noisyLinear = masking { progress(String(format: "k = %.2f, keep %@: ROAD imputation of %d + %d images", k, keep.rawValue, train.y.count, test.y.count)) }
+                sets.append((try masking.apply(x: train.x, kept: tr.kept, constantMasked: tr.masked, stream: stream, jobs: jobs),
+                             try masking.apply(x: test.x, kept: te.kept, constantMasked: te.masked, stream: stream &+ 1, jobs: jobs)))
+                if maskOnly { maskSets.append((tr.kept, te.kept)) }
             }
-            let runs = arms.indices.flatMap { a in seeds.map { (a, $0) } }
+            let (imageSets, kepts) = (sets, maskSets)
+            let runs = (0..<kinds).flatMap { kind in arms.indices.flatMap { a in seeds.map { (kind, a, $0) } } }
             let acc = try parallelMap(runs, jobs: jobs) { run in
-                let (a, s) = run
-                let r = try learner.fitAndScore(trainX: sets[a].0, trainY: train.y, testX: sets[a].1, testY: test.y, seed: s)
+                let (kind, a, s) = run
+                let data = kind == 0 ? imageSets[a] : kepts[a]
+                let r = try learner.fitAndScore(trainX: data.0, trainY: train.y, testX: data.1, testY: test.y, seed: s)
                 let done = counter.increment()
-                progress(String(format: "k = %.2f, keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, arms[a].rawValue, s, r, done, total))
+                progress(String(format: "k = %.2f, %@keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, kind == 0 ? "" : "mask only, ",
+                                arms[a].rawValue, s, r, done, total))
                 return r
             }
-            let top = Array(acc[0..<seeds.count]), bottom = Array(acc[seeds.count...])
+            let n = seeds.count
+            let top = Array(acc[0..<n]), bottom = Array(acc[n..<(2 * n)])
             let agg = try aggregate(topKept: top, bottomKept: bottom)
-            points.append(DiffROARPoint(k: k, accTopKept: top, accBottomKept: bottom, diffs: agg.diffs, mean: agg.mean, std: agg.std))
+            var point = DiffROARPoint(k: k, accTopKept: top, accBottomKept: bottom, diffs: agg.diffs, mean: agg.mean, std: agg.std)
+            if maskOnly {
+                point.accMaskOnlyTop = Array(acc[(2 * n)..<(3 * n)])
+                point.accMaskOnlyBottom = Array(acc[(3 * n)..<(4 * n)])
+            }
+            point.chance = chance
+            var flagged: [String] = []
+            for (a, arm) in [top, bottom].enumerated() {
+                for (i, v) in arm.enumerated() where atChance(v, chance: chance, m: test.y.count) {
+                    flagged.append("\(arms[a].rawValue) seed \(seeds[i])")
+                }
+            }
+            point.chanceRuns = flagged
+            if !flagged.isEmpty { progress(String(format: "k = %.2f: runs at chance (%.3f): %@", k, chance, flagged.joined(separator: ", "))) }
+            points.append(point)
         }
         return points
     }

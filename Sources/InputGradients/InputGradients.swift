@@ -8,5 +8,5 @@ import Tensor
 
 /// Every InputGradients protocol entry, registered by CertifyMethods.registerAll().
 public let inputGradientsMethods: [Method] = [
-    masksMethod, localizationMethod, blockMNISTMethod, diffROARMethod, attributionsMethod, pgdMethod,
+    masksMethod, localizationMethod, blockMNISTMethod, diffROARMethod, attributionsMethod, pgdMethod, roadMethod,
 ]

@@ -2,7 +2,8 @@
 # certify-venv: runs in golden/.venv (Captum 0.6.0 for the attribution cases it can certify; `make venv`)
 """Reference generator for "Do Input Gradients Highlight Discriminative Features?" (NeurIPS 2021):
 protocols/input_gradients/*.yaml, with NumPy (masks, BlockMNIST, localization, DiffROAR pooling),
-PyTorch autograd in Float64 (attributions, PGD) and Captum (the captum_* attribution cases).
+SciPy's sparse direct solver (ROAD's noisy linear imputation), PyTorch autograd in Float64 (attributions,
+PGD) and Captum (the captum_* attribution cases).
 
 usage: golden/.venv/bin/python golden/generate/input_gradients.py [--out DIR] [PROTOCOL-ID ...]
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, load_protocol, op, rng_for, run_main, torch_generator, ROOT  # noqa: E402
+from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main, torch_generator, ROOT  # noqa: E402
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -147,6 +148,81 @@ def diffroar(case, rng):
     diffs = -np.subtract.outer(bot, top).reshape(-1)
     outs = {"diffs": diffs, "mean": np.float64(diffs.mean()), "std": np.float64(np.std(diffs))}
     return {"acc_top_kept": top, "acc_bottom_kept": bot}, {}, lambda **_: outs, []
+
+
+# ---------------------------------------------------------------------------------------------
+# ROAD noisy linear imputation (SciPy sparse direct solve)
+
+# (row offset, column offset, weight): ROAD's 8-neighbour weights, 1/6 direct and 1/12 diagonal (ICML 2022 §4;
+# the weights and the additive noise were read in tleemann/road_evaluation road/imputations.py; no code copied).
+ROAD_NEIGHBOURS = [(dr, dc, (1.0 / 12.0 if dr != 0 and dc != 0 else 1.0 / 6.0))
+                   for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+
+
+def road_plane(img, kept, noise, fallback):
+    """One [H, W] plane: every removed pixel is the weighted mean of its in-image neighbours (kept values
+    fixed), all removed pixels solved at once with scipy.sparse.linalg.spsolve; then + noise."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    H, W = img.shape
+    out = img.copy()
+    removed = np.flatnonzero(kept.reshape(-1) == 0)
+    if removed.size == 0:
+        return out
+    if removed.size == H * W:  # nothing kept: the system is singular; Certify's fallback
+        return fallback + noise
+    var = -np.ones(H * W, dtype=np.int64)
+    var[removed] = np.arange(removed.size)
+    rows, cols, vals = [], [], []
+    rhs = np.zeros(removed.size)
+    flat = img.reshape(-1)
+    for i, p in enumerate(removed):
+        r, c = divmod(int(p), W)
+        total = 0.0
+        for dr, dc, w in ROAD_NEIGHBOURS:
+            rr, cc = r + dr, c + dc
+            if not (0 <= rr < H and 0 <= cc < W):
+                continue
+            total += w
+            q = rr * W + cc
+            if var[q] < 0:
+                rhs[i] += w * flat[q]
+            else:
+                rows.append(i); cols.append(int(var[q])); vals.append(-w)
+        rows.append(i); cols.append(i); vals.append(total)
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(removed.size, removed.size))
+    sol = spla.spsolve(A, rhs)
+    o = out.reshape(-1)
+    o[removed] = sol + noise.reshape(-1)[removed]
+    return out
+
+
+@op("input_gradients.road")
+def road(case, rng):
+    shape = shp(case, "x")
+    H, W = shape[-2], shape[-1]
+    kind = opt(case, "image", "normal")
+    if kind == "linear":
+        a, br, bc = rng.standard_normal(3)
+        plane = a + br * np.arange(H)[:, None] + bc * np.arange(W)[None, :]
+        x = np.broadcast_to(plane, shape).copy()
+    elif kind == "pixels":
+        x = rng.integers(0, 256, size=shape).astype(np.float64) / 255.0
+    else:
+        x = rng.standard_normal(shape)
+    p_kept = float(opt(case, "p_kept", 0.5))
+    kept = (rng.random(shape) < p_kept).astype(np.int64)
+    if opt(case, "border_kept"):
+        kept[..., 0, :] = 1; kept[..., -1, :] = 1; kept[..., :, 0] = 1; kept[..., :, -1] = 1
+    if opt(case, "first_plane_empty"):
+        kept.reshape((-1, H, W))[0] = 0
+    sigma = float(opt(case, "sigma", 0.01))
+    noise = sigma * rng.standard_normal(shape)
+    fallback = float(x.mean())
+    planes_x, planes_k, planes_n = x.reshape(-1, H, W), kept.reshape(-1, H, W), noise.reshape(-1, H, W)
+    out = np.stack([road_plane(planes_x[q], planes_k[q], planes_n[q], fallback) for q in range(planes_x.shape[0])]).reshape(shape)
+    outs = {"imputed": out}
+    return {"x": x, "kept": kept, "noise": noise}, {"fallback": np.float64(fallback)}, lambda **_: outs, []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +456,19 @@ def pgd(case, rng):
 # ---------------------------------------------------------------------------------------------
 # driver
 
-generate = torch_generator(torch, "golden/generate/input_gradients.py")
+_torch_generate = torch_generator(torch, "golden/generate/input_gradients.py")
+
+
+def generate(pid, out_root):
+    if pid != "input_gradients.road":
+        return _torch_generate(pid, out_root)
+    # no autograd involved: SciPy's sparse direct solve is the reference
+    proto = load_protocol(pid)
+    w = GoldenWriter(pid, out_root, "golden/generate/input_gradients.py", library_versions("scipy"))
+    for case in proto["cases"]:
+        inputs, params, fn, _ = OPS[pid](case, rng_for(pid, case["name"]))
+        w.case(case["name"], inputs, params, fn())
+    w.close()
 
 
 if __name__ == "__main__":
