@@ -320,8 +320,7 @@ extension CertProtocol {
                 why += "(it certifies no gradients, so it takes no cotangents); \(remedy)"
             } else {
                 let kind = section == "cotangents" ? "outputs" : section
-                let listed = declared.count > 12 ? declared.prefix(10).joined(separator: ", ") + ", … (\(declared.count - 10) more)"
-                    : declared.joined(separator: ", ")
+                let listed = truncatedList(declared, limit: 10)
                 why += declared.isEmpty ? "(it declares no \(kind))" : "(declared \(kind): \(listed))"
                 let near = declared.min { editDistance($0, name) < editDistance($1, name) }
                 if let near, editDistance(near, name) <= Swift.max(1, Swift.min(2, name.count / 3)) {

@@ -112,7 +112,7 @@ public enum Diff {
             throw HDF5Error(file: golden, object: path, "no such group in the golden (--path)")
         }
         for c in options.cases where !g.root.isGroup(c) {
-            throw HDF5Error(file: golden, object: "/\(c)", "no such case in the golden (--cases); cases: \(listed(try caseNames(in: g)))")
+            throw HDF5Error(file: golden, object: "/\(c)", "no such case in the golden (--cases); cases: \(truncatedList(try caseNames(in: g)))")
         }
         let gPaths = selected(try g.root.datasetPaths(), options: options)
         let aPaths = selected(try a.root.datasetPaths(), options: options)
@@ -142,11 +142,6 @@ public enum Diff {
             result.reports.append(try compareDataset(path: path, actual: ad, golden: gd, tolerance: tol, widen: widen, options: options))
         }
         return result
-    }
-
-    /// A list for a one-line message: the first few names and a count of the rest.
-    static func listed(_ xs: [String], limit: Int = 8) -> String {
-        xs.count <= limit ? xs.joined(separator: ", ") : xs.prefix(limit).joined(separator: ", ") + ", … (\(xs.count - limit) more)"
     }
 
     /// The greatest finite |value| of a numeric dataset, streamed in chunks (0 for strings or empty data).

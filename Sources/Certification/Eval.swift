@@ -53,8 +53,7 @@ public enum Evaluator {
             results.append((name, r.outputs, r.grads, uncertified))
         }
         if !ignored.isEmpty {
-            let shown = ignored.count > 12 ? ignored.prefix(10).joined(separator: ", ") + ", … (\(ignored.count - 10) more)" : ignored.joined(separator: ", ")
-            warn("\(input): ignored \(ignored.count) dataset(s) not declared by \(p.id) (--allow-extra): \(shown)")
+            warn("\(input): ignored \(ignored.count) dataset(s) not declared by \(p.id) (--allow-extra): \(truncatedList(ignored, limit: 10))")
         }
         try SafeOutput.write(output) { tmp in
             let f = try File.create(tmp)

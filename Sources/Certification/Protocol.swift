@@ -430,17 +430,7 @@ public struct ProtocolSet: Sendable {
     /// "; did you mean core.softmax?" for the closest ids by edit distance, or "".
     func suggestion(_ id: String) -> String {
         guard id.count <= 200 else { return "" }
-        func distance(_ a: [Character], _ b: [Character]) -> Int {
-            var prev = Array(0...b.count)
-            for (i, x) in a.enumerated() {
-                var cur = [i + 1] + [Int](repeating: 0, count: b.count)
-                for (j, y) in b.enumerated() { cur[j + 1] = Swift.min(prev[j + 1] + 1, cur[j] + 1, prev[j] + (x == y ? 0 : 1)) }
-                prev = cur
-            }
-            return prev[b.count]
-        }
-        let a = Array(id)
-        let scored = protocols.map { ($0.id, distance(a, Array($0.id))) }.filter { $0.1 <= Swift.max(2, id.count / 3) }
+        let scored = protocols.map { ($0.id, editDistance(id, $0.id)) }.filter { $0.1 <= Swift.max(2, id.count / 3) }
         let best = scored.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(3).map(\.0)
         return best.isEmpty ? "" : "; did you mean \(best.joined(separator: ", "))?"
     }

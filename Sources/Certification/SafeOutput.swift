@@ -50,7 +50,7 @@ public enum SafeOutput {
             guard isDir.boolValue else { throw OutputError(path: path, "its folder '\(dir)' is not a directory") }
         } else {
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                throw OutputError(path: path, "cannot create its folder '\(dir)' (\(reason(error)))")
+                throw OutputError(path: path, "cannot create its folder '\(dir)' (\(readableError(error)))")
             }
         }
         guard access(dir, W_OK) == 0 else { throw OutputError(path: path, "its folder '\(dir)' is not writable") }
@@ -66,7 +66,7 @@ public enum SafeOutput {
     public static func write(_ path: String, data: Data) throws {
         try write(path) { tmp in
             do { try data.write(to: URL(fileURLWithPath: tmp)) } catch {
-                throw OutputError(path: path, "cannot write (\(reason(error)))")
+                throw OutputError(path: path, "cannot write (\(readableError(error)))")
             }
         }
     }
@@ -85,7 +85,7 @@ public enum SafeOutput {
             temps.append(tmp)
             do { try item.body(tmp) } catch let e as OutputError { throw e } catch {
                 // Errors from the writer name the temporary file; name the user's path instead.
-                throw OutputError(path: item.path, "cannot write (\(reason(error).replacingOccurrences(of: tmp, with: item.path)))")
+                throw OutputError(path: item.path, "cannot write (\(readableError(error).replacingOccurrences(of: tmp, with: item.path)))")
             }
         }
         for (item, tmp) in zip(items, temps) {
@@ -106,16 +106,5 @@ public enum SafeOutput {
     /// A hidden temporary name in the target's folder (same file system, so rename(2) is atomic).
     static func temporaryPath(for path: String) -> String {
         folder(of: path) + "/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
-    }
-
-    /// A short reason for a Foundation error, without NSCocoaErrorDomain dumps.
-    static func reason(_ error: Error) -> String {
-        let ns = error as NSError
-        if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(u.code)))
-        }
-        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
-        if ns.domain == NSCocoaErrorDomain { return ns.localizedDescription }
-        return "\(error)"
     }
 }

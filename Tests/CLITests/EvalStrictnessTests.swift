@@ -65,7 +65,7 @@ func withExtra(_ id: String, _ section: String, _ name: String, _ value: ArrayDa
     @Test func longDeclaredListsAreTruncated() throws {
         let (path, _) = try withExtra("iadg.network", "params", "w_dept", .float64([0.1]))
         let r = try certify("eval", "iadg.network", "--input", path, "--output", tmp("strict-net.h5"))
-        #expect(r.status == 2 && r.err.contains("more)") && r.err.contains("did you mean 'w_depth'?"), "\(r.err)")
+        #expect(r.status == 2 && r.err.contains(", … and ") && r.err.contains(" more") && r.err.contains("did you mean 'w_depth'?"), "\(r.err)")
         #expect(r.err.count < 1200, "\(r.err.count) characters")
     }
 
