@@ -313,6 +313,7 @@ struct Show: ParsableCommand {
         s += "\ndivergences between paper and official code: \(p.divergences.isEmpty ? "none" : "")\n"
         for d in p.divergences {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
+            if let m = d.measured { s += "    measured: \(m)\n" }
         }
         if !p.transcribes.isEmpty {
             s += "\ntranscription of the official code (official → generator):\n"
