@@ -265,9 +265,11 @@ public struct WorkStore: Sendable {
             }
         }
         if !missing.isEmpty {
-            let running = missing.filter { readLock($0) != nil }
+            let locks = missing.compactMap { readLock($0) }
+            let stale = locks.filter(WorkStore.isStale).count, running = locks.count - stale
             problems.insert("\(missing.count) of \(plan.units.count) units are not done: \(truncatedList(missing.map(String.init), limit: 20))"
-                            + (running.isEmpty ? "" : " (\(running.count) running)") + "; run `certify work \(planPath) --all` or resubmit them", at: 0)
+                            + (running == 0 ? "" : " (\(running) running)") + (stale == 0 ? "" : " (\(stale) left by a worker that is gone)")
+                            + "; run `certify work \(planPath) --all` or resubmit them", at: 0)
         }
         if !problems.isEmpty { throw PlanError("\(planPath): cannot merge: " + problems.joined(separator: "; ")) }
         let preps = Set(records.map { $0.preparation ?? "" })
