@@ -56,6 +56,10 @@ cleanup() {
   rc=$?
   set +e
   step "stopping slurmd, slurmctld, munged"
+  if [ -f "$T/slurmctld.pid" ] && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+    scancel --full $(squeue -h -o %A 2>/dev/null | sort -u) 2>/dev/null   # this temporary cluster's jobs only
+    for _ in $(seq 20); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.5; done
+  fi
   stop_daemons
   if [ "$OK" != 1 ]; then
     for l in "$T"/log/*.log; do [ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }; done
@@ -84,7 +88,7 @@ cat > "$SLURM_CONF" <<EOF
 ClusterName=certify
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=$(id -un)
-SlurmdUser=root
+SlurmdUser=$(id -un)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge

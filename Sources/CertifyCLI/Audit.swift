@@ -139,8 +139,9 @@ struct Audit: ParsableCommand {
         let plan = try AuditPlanner.plan(self, arguments: Audit.ownArguments(), directory: FileManager.default.currentDirectoryPath)
         let store = WorkStore(planPath: tmp + "/plan.json", plan: plan)
         try SafeOutput.write(store.planPath, data: try plan.encoded())
-        _ = try AuditPlanner.work(self, store: store, units: Array(plan.units.indices), jobs: jobs, verifyInputs: false, log: log)
-        var (report, _) = try AuditPlanner.merge(self, store: store, log: log)
+        let prep = try prepare(log: log)
+        _ = try AuditPlanner.work(self, store: store, units: Array(plan.units.indices), jobs: jobs, verifyInputs: false, preparation: prep, log: log)
+        var (report, _) = try AuditPlanner.merge(self, store: store, preparation: prep, log: log)
         report.seconds = reproducibleDate() == nil ? Date().timeIntervalSince(start) : 0
         try printAndWrite(report)
     }

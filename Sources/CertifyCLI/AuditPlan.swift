@@ -183,7 +183,9 @@ enum AuditPlanner {
     }
 
     /// Runs `units` (skipping those done; redoing those whose file is unusable), `jobs` at a time.
-    static func work(_ a: Audit, store: WorkStore, units: [Int], jobs: Int, verifyInputs: Bool,
+    /// `preparation`: made in this process already (the single-machine audit keeps it in memory: no
+    /// prepare.bin, and the units record no preparation hash).
+    static func work(_ a: Audit, store: WorkStore, units: [Int], jobs: Int, verifyInputs: Bool, preparation: AuditPreparation? = nil,
                      log: @escaping @Sendable (String) -> Void) throws -> WorkSummary {
         var summary = WorkSummary()
         var todo: [Int] = []
@@ -201,7 +203,8 @@ enum AuditPlanner {
         }
         if todo.isEmpty { return summary }
         try store.ensureDirectory()
-        let (prep, prepHash) = try prepare(a, store: store, verifyInputs: verifyInputs, log: log)
+        let (prep, prepHash): (AuditPreparation, String?) = try preparation.map { ($0, nil) }
+            ?? prepare(a, store: store, verifyInputs: verifyInputs, log: log)
         let audit = a.audit
         let (_, masking) = audit.maskingScheme(trainX: prep.trainX)
         final class Counts: @unchecked Sendable { var ran = 0, held = 0; let lock = NSLock() }
@@ -238,12 +241,17 @@ enum AuditPlanner {
     }
 
     /// The audit's report from a complete, consistent set of units.
-    static func merge(_ a: Audit, store: WorkStore, log: @escaping @Sendable (String) -> Void) throws -> (AuditReport, computeSeconds: Double) {
+    static func merge(_ a: Audit, store: WorkStore, preparation: AuditPreparation? = nil,
+                      log: @escaping @Sendable (String) -> Void) throws -> (AuditReport, computeSeconds: Double) {
         let records = try store.allRecords()
         let path = store.file(prepareFile)
-        guard let d = FileManager.default.contents(atPath: path) else { throw PlanError("\(path): the preparation is missing; cannot merge") }
-        let prep = try AuditPreparation.decode(d, path: path, planHash: store.plan.configHash)
-        let prepHash = SHA256.hex(d)
+        let prep: AuditPreparation, prepHash: String?
+        if let preparation {
+            (prep, prepHash) = (preparation, nil)
+        } else {
+            guard let d = FileManager.default.contents(atPath: path) else { throw PlanError("\(path): the preparation is missing; cannot merge") }
+            (prep, prepHash) = (try AuditPreparation.decode(d, path: path, planHash: store.plan.configHash), SHA256.hex(d))
+        }
         if let bad = records.first(where: { $0.preparation != prepHash }) {
             throw PlanError("\(store.unitPath(bad.unit)): made from another preparation than \(path); cannot merge")
         }
