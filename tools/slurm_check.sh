@@ -7,7 +7,8 @@
 # Installs Debian's slurm-wlm and munge when missing. Everything runs in a temporary folder (munged
 # with a generated key, slurmctld and slurmd with a minimal configuration without cgroups) and is
 # stopped at the end, whatever happens. When Slurm cannot start, this fails with the daemons' logs.
-# CERTIFY=path chooses the binary (default .build/release/certify); KEEP=1 keeps the folder.
+# CERTIFY=path chooses the binary (default .build/release/certify); KEEP=1 keeps the folder;
+# SLURM_CHECK_EPOCHS=n (default 6) makes each unit's retraining longer, for timing the array.
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -141,7 +142,7 @@ for split, n in [('train', 3000), ('t10k', 600)]:
         with open(os.path.join(out, name), 'wb') as f, gzip.GzipFile(fileobj=f, mode='wb', mtime=0) as g:
             g.write(bytes(h) + d[hdr:hdr + n * per])
 EOF
-ARGS=(--method gradient --source ../src --ks 0.1,0.5 --seeds 2 --learner-epochs 6 --learner-hidden 64,64 --model-epochs 2 --jobs 2
+ARGS=(--method gradient --source ../src --ks 0.1,0.5 --seeds 2 --learner-epochs "${SLURM_CHECK_EPOCHS:-6}" --learner-hidden 64,64 --model-epochs 2 --jobs 2
       --json out.json --svg out.svg)
 mkdir -p "$T/work/single" "$T/work/array" "$T/work/preempt"
 step "single-machine run: certify audit ${ARGS[*]}"

@@ -29,9 +29,12 @@ func plannedCommand(_ name: String) -> (any PlannedCommand.Type)? {
 
 extension Audit: PlannedCommand {
     static func load(arguments: [String]) throws -> Audit {
-        do { return try Audit.parse(arguments) } catch {
+        let a: Audit
+        do { a = try Audit.parse(arguments) } catch {
             throw PlanError("the plan's audit arguments do not parse (\(Audit.message(for: error)))")
         }
+        a.resources.apply()   // the plan's --max-memory holds in every worker and the merge
+        return a
     }
 
     func makePlan(arguments: [String], directory: String) throws -> WorkPlan {
@@ -222,7 +225,9 @@ struct Status: ParsableCommand {
             }
         }
         print("\(plan): \(store.plan.command), \(n) units, config hash \(store.plan.configHash.prefix(12)), certify \(store.plan.version)")
-        print("done \(done.count), running \(running.filter { !$0.2 }.count), failed \(failed.count), not started \(todo.count)")
+        let stale = running.filter { $0.2 }.count
+        print("done \(done.count), running \(running.count - stale), failed \(failed.count), not started \(todo.count)"
+              + (stale > 0 ? ", stale locks \(stale) (workers that are gone; taken over by the next worker)" : ""))
         for (i, l, stale) in running {
             print("  running unit \(i) (\(store.plan.units[i].name)): \(l.host) pid \(l.pid) since \(l.started)\(stale ? " — STALE: the process is gone; the next worker takes it over" : "")")
         }
