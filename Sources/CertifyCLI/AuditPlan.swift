@@ -63,7 +63,9 @@ struct AuditPreparation {
     static func decode(_ d: Data, path: String, planHash: String) throws -> AuditPreparation {
         guard d.count > magic.count + 32, d.prefix(magic.count) == magic else { throw PlanError("\(path): not a Certify preparation (or truncated)") }
         let body = d.prefix(d.count - 32)
-        guard Data(SHA256.hexBytes(body)) == d.suffix(32) else { throw PlanError("\(path): truncated or corrupt (checksum mismatch)") }
+        guard Data(SHA256.hexBytes(body)) == d.suffix(32) else {
+            throw PlanError("\(path): truncated or corrupt (checksum mismatch); delete it and run `certify work PLAN --prepare` again")
+        }
         guard let nl = body[magic.count...].firstIndex(of: 0x0A) else { throw PlanError("\(path): corrupt header") }
         let header: Header
         do { header = try JSONDecoder().decode(Header.self, from: body[magic.count..<nl]) } catch {

@@ -191,6 +191,27 @@ let plansWired: Bool = auditWired && ((try? runCertify(["work", "--help"]))?.sta
         #expect(r.status == 0, "\(r.err)")
     }
 
+    @Test func damagedPreparationFailedUnitsAndTheoryPlans() throws {
+        let (dir, source, _) = try planned("prep")
+        #expect(try runCertify(["work", "plan.json", "--all"], in: dir).status == 0)
+        let prep = dir + "/plan.units/prepare.bin"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: prep))
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: prep))
+        var r = try runCertify(["merge", "plan.json"], in: dir)
+        #expect(r.status == 2 && r.err.contains("prepare.bin: truncated or corrupt"), "\(r.err)")
+        #expect(!exists(dir + "/r.json"))
+        // A unit whose last run failed: status shows the error.
+        try FileManager.default.removeItem(atPath: unitFile(dir, 3))
+        try #"{"unit": "3", "error": "boom: out of memory"}"#.write(toFile: dir + "/plan.units/unit-00003.error.json", atomically: true, encoding: .utf8)
+        r = try runCertify(["status", "plan.json"], in: dir)
+        #expect(r.out.contains("done 7, running 0, failed 1") && r.out.contains("failed unit 3") && r.out.contains("boom: out of memory"), "\(r.out)")
+        #expect(r.out.contains("remaining 1 units"), "\(r.out)")
+        r = try runCertify(["plan", "audit", "--theory", "-o", "t.json"], in: dir)
+        #expect(r.status == 2 && r.err.contains("not split into units"), "\(r.err)")
+        r = try runCertify(["plan", "audit"] + auditArgs(source + "/nowhere") + ["-o", "x.json"], in: dir)
+        #expect(r.status == 2 && r.err.contains("missing file") && !exists(dir + "/x.json"), "\(r.err)")
+    }
+
     @Test func slurmScripts() throws {
         let (dir, _, plan) = try planned("slurm")
         var r = try runCertify(["slurm", "plan.json", "--partition", "cpu", "--time", "0:10:00", "--cpus", "2", "--mem", "1G", "--max-parallel", "3"], in: dir)
