@@ -266,7 +266,8 @@ public struct WorkStore: Sendable {
         }
         if !missing.isEmpty {
             let locks = missing.compactMap { readLock($0) }
-            let stale = locks.filter(WorkStore.isStale).count, running = locks.count - stale
+            let stale = missing.filter { i in readLock(i).map { WorkStore.isStale($0, path: lockPath(i)) } ?? false }.count
+            let running = locks.count - stale
             problems.insert("\(missing.count) of \(plan.units.count) units are not done: \(truncatedList(missing.map(String.init), limit: 20))"
                             + (running == 0 ? "" : " (\(running) running)") + (stale == 0 ? "" : " (\(stale) left by a worker that is gone)")
                             + "; run `certify work \(planPath) --all` or resubmit them", at: 0)
@@ -286,11 +287,44 @@ public struct WorkStore: Sendable {
         return try? JSONDecoder().decode(UnitLock.self, from: d)
     }
 
-    /// Whether a lock was taken on this host by a process that no longer exists.
-    public static func isStale(_ lock: UnitLock) -> Bool {
-        guard lock.host == hostName else { return false }
-        return kill(lock.pid, 0) != 0 && errno == ESRCH
+    /// Seconds without a heartbeat after which a lock of another host is stale: a live worker touches
+    /// its locks every `heartbeatSeconds` (CERTIFY_LOCK_STALE_SECONDS, default 600).
+    public static var staleSeconds: Double {
+        ProcessInfo.processInfo.environment["CERTIFY_LOCK_STALE_SECONDS"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 600
     }
+    public static let heartbeatSeconds = 30.0
+
+    /// Whether a lock is stale: taken on this host by a process that no longer exists, or taken on
+    /// another host and not touched for `staleSeconds` (a worker whose node died or was preempted).
+    public static func isStale(_ lock: UnitLock, path: String? = nil) -> Bool {
+        if lock.host == hostName { return kill(lock.pid, 0) != 0 && errno == ESRCH }
+        guard let path, let m = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date else { return false }
+        return Date().timeIntervalSince(m) > staleSeconds
+    }
+
+    /// Touches the locks this process holds every `heartbeatSeconds`, so that other hosts see them alive.
+    public final class Heartbeat: @unchecked Sendable {
+        private var paths = Set<String>()
+        private let lock = NSLock()
+        private var timer: DispatchSourceTimer?
+        public init() {}
+        func add(_ p: String) { lock.lock(); paths.insert(p); lock.unlock(); start() }
+        func remove(_ p: String) { lock.lock(); paths.remove(p); lock.unlock() }
+        private func start() {
+            lock.lock(); defer { lock.unlock() }
+            guard timer == nil else { return }
+            let t = DispatchSource.makeTimerSource(queue: .global())
+            t.schedule(deadline: .now() + WorkStore.heartbeatSeconds, repeating: WorkStore.heartbeatSeconds)
+            t.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock(); let held = self.paths; self.lock.unlock()
+                for p in held { utimes(p, nil) }
+            }
+            t.resume()
+            timer = t
+        }
+    }
+    public let heartbeat = Heartbeat()
 
     public enum Claim: Sendable {
         case acquired
@@ -298,8 +332,9 @@ public struct WorkStore: Sendable {
         case heldBy(UnitLock)
     }
 
-    /// Claims the lock at `path` (O_CREAT|O_EXCL). A lock left by a dead process of this host is taken
-    /// over: under an exclusive flock on PLAN.units/.takeover, re-read, removed only when unchanged.
+    /// Claims the lock at `path` (O_CREAT|O_EXCL). A stale lock (a dead process of this host, or another
+    /// host's lock without heartbeat for `staleSeconds`) is taken over: under an exclusive flock on
+    /// PLAN.units/.takeover, re-read, removed only when unchanged.
     /// An unreadable lock (a worker that died while writing it) older than a minute is taken over too.
     public func claim(path: String) throws -> Claim {
         for _ in 0..<5 {
@@ -310,12 +345,13 @@ public struct WorkStore: Sendable {
                 _ = bytes.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress, $0.count) }
                 fsync(fd)
                 close(fd)
+                heartbeat.add(path)
                 return .acquired
             }
             guard errno == EEXIST else { throw PlanError("\(path): cannot create the lock (\(String(cString: strerror(errno))))") }
             let current = FileManager.default.contents(atPath: path)
             let lock = current.flatMap { try? JSONDecoder().decode(UnitLock.self, from: $0) }
-            if let lock, !WorkStore.isStale(lock) { return .heldBy(lock) }
+            if let lock, !WorkStore.isStale(lock, path: path) { return .heldBy(lock) }
             if lock == nil {
                 let age = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { Date().timeIntervalSince($0) } ?? 0
                 if current != nil && age < 60 { return .heldBy(UnitLock(host: "?", pid: 0, started: "just now")) }
@@ -332,6 +368,7 @@ public struct WorkStore: Sendable {
     }
 
     public func release(path: String) {
+        heartbeat.remove(path)
         if let l = readLock(path: path), l.host == WorkStore.hostName, l.pid == getpid() { unlink(path) }
     }
 

@@ -129,7 +129,8 @@ struct Work: ParsableCommand {
             Which units: --unit I, --shard i/n (units i, i+n, …), --all, or without these the index of an array job \
             (SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX; with --shards n it is a shard index). Done units are \
             skipped, so a rerun after preemption redoes nothing; a unit claimed by a live worker (its lock file: host, \
-            pid) is skipped; a lock left by a dead process of this host is taken over. Exit codes: 0 done, 2 error \
+            pid) is skipped; a lock left by a dead process of this host, or by another host without heartbeat for \
+            10 minutes ($CERTIFY_LOCK_STALE_SECONDS), is taken over. Exit codes: 0 done, 2 error \
             (index out of range, plan edited, units of another version, a failed unit).
             """)
 
@@ -219,7 +220,7 @@ struct Status: ParsableCommand {
             case .done(let r): done.append(r)
             case .invalid(let why): invalid.append(why); todo.append(i)
             case .missing:
-                if let l = store.readLock(i) { running.append((i, l, WorkStore.isStale(l))) }
+                if let l = store.readLock(i) { running.append((i, l, WorkStore.isStale(l, path: store.lockPath(i)))) }
                 else if let f = store.readFailure(i) { failed.append((i, f["error"] ?? "?")) }
                 else { todo.append(i) }
             }
@@ -229,7 +230,7 @@ struct Status: ParsableCommand {
         print("done \(done.count), running \(running.count - stale), failed \(failed.count), not started \(todo.count)"
               + (stale > 0 ? ", stale locks \(stale) (workers that are gone; taken over by the next worker)" : ""))
         for (i, l, stale) in running {
-            print("  running unit \(i) (\(store.plan.units[i].name)): \(l.host) pid \(l.pid) since \(l.started)\(stale ? " — STALE: the process is gone; the next worker takes it over" : "")")
+            print("  running unit \(i) (\(store.plan.units[i].name)): \(l.host) pid \(l.pid) since \(l.started)\(stale ? " — STALE (the process is gone, or no heartbeat for \(Int(WorkStore.staleSeconds)) s): the next worker takes it over" : "")")
         }
         for (i, e) in failed { print("  failed unit \(i) (\(store.plan.units[i].name)): \(e)") }
         for w in invalid { print("  unusable: \(w)") }

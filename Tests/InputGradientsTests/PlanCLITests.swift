@@ -212,6 +212,22 @@ let plansWired: Bool = auditWired && ((try? runCertify(["work", "--help"]))?.sta
         #expect(r.status == 2 && r.err.contains("missing file") && !exists(dir + "/x.json"), "\(r.err)")
     }
 
+    @Test func locksOfOtherHostsWithoutHeartbeatAreTakenOver() throws {
+        let (dir, _, _) = try planned("heartbeat")
+        try FileManager.default.createDirectory(atPath: dir + "/plan.units", withIntermediateDirectories: true)
+        let other = #"{"host":"a-node-that-died","pid":4242,"started":"2026-01-01T00:00:00Z"}"#
+        for i in [0, 1] { try other.write(toFile: dir + String(format: "/plan.units/unit-%05d.lock", i), atomically: true, encoding: .utf8) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: dir + "/plan.units/unit-00000.lock")
+        var r = try runCertify(["work", "plan.json", "--all"], in: dir)
+        #expect(r.status == 0 && r.out.contains("ran 7") && r.out.contains("held by other workers 1"), "\(r.out) \(r.err)")
+        #expect(exists(unitFile(dir, 0)), "a lock without heartbeat for 2 hours is taken over")
+        #expect(!exists(unitFile(dir, 1)), "a fresh lock of another host is respected")
+        r = try runCertify(["status", "plan.json"], in: dir)
+        #expect(r.out.contains("running unit 1") && r.out.contains("a-node-that-died") && !r.out.contains("STALE"), "\(r.out)")
+        r = try runCertify(["work", "plan.json", "--unit", "1"], in: dir, env: ["CERTIFY_LOCK_STALE_SECONDS": "0.001"])
+        #expect(r.status == 0 && r.out.contains("ran 1"), "\(r.out) \(r.err)")
+    }
+
     @Test func slurmScripts() throws {
         let (dir, _, plan) = try planned("slurm")
         var r = try runCertify(["slurm", "plan.json", "--partition", "cpu", "--time", "0:10:00", "--cpus", "2", "--mem", "1G", "--max-parallel", "3"], in: dir)
