@@ -23,7 +23,7 @@ APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean fuzz fuzz-ci
+.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean fuzz fuzz-ci slurm-check
 
 deps:
 	@missing=""; \
@@ -98,6 +98,11 @@ fuzz: build
 
 fuzz-ci: build
 	$(PY) tools/fuzz.py --count 200 --seed 1 --time-limit 30
+
+# A real single-node Slurm on localhost (installs slurm-wlm and munge when missing): a small audit as
+# plan → job array → merge must equal the single-machine run byte for byte, also after a cancelled task.
+slurm-check: build
+	tools/slurm_check.sh
 
 clean:
 	rm -rf .build .certify

@@ -132,15 +132,22 @@ struct Audit: ParsableCommand {
         for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let log = Audit.logger()
         if theory { return try runTheory(log) }
-        var report: AuditReport
-        if let attributions, let data {
-            report = try scoreUserAttributions(attributions, data: data, log: log)
-            report.provenance = Audit.provenance(data: "BlockMNIST export \(data), attributions \(attributions)",
-                                                 seeds: "retraining seeds \(audit.seeds.map(String.init).joined(separator: ","))")
-        } else {
-            report = try runBuiltIn(log: log)
-            report.provenance = Audit.provenance(data: dataDescription, seeds: seedDescription)
-        }
+        // One code path with the distributed run: plan → work (every unit, here) → merge.
+        let start = Date()
+        let tmp = try Audit.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let plan = try AuditPlanner.plan(self, arguments: Audit.ownArguments(), directory: FileManager.default.currentDirectoryPath)
+        let store = WorkStore(planPath: tmp + "/plan.json", plan: plan)
+        try SafeOutput.write(store.planPath, data: try plan.encoded())
+        let prep = try prepare(log: log)
+        _ = try AuditPlanner.work(self, store: store, units: Array(plan.units.indices), jobs: jobs, verifyInputs: false, preparation: prep, log: log)
+        var (report, _) = try AuditPlanner.merge(self, store: store, preparation: prep, log: log)
+        report.seconds = reproducibleDate() == nil ? Date().timeIntervalSince(start) : 0
+        try printAndWrite(report)
+    }
+
+    /// Prints the table (stdout) and writes --json and --svg: the end of `certify audit` and `certify merge`.
+    func printAndWrite(_ report: AuditReport) throws {
         print(report.table())
         if let d = report.attributedModelAccuracy {
             print(String(format: "attributed model: test accuracy %.4f, ℓ∞(%.3g) robust accuracy %.4f", d, robustEps, report.attributedModelRobustAccuracy ?? .nan))
@@ -151,12 +158,34 @@ struct Audit: ParsableCommand {
 
     /// The provenance block of a JSON report: commit, command line, data, seeds and versions.
     static func provenance(data: String, seeds: String) -> [String: String] {
-        let info = RunInfo(root: packageRoot())
-        let args = CommandLine.arguments.dropFirst().map { a in
+        let info = RunInfo(root: packageRoot(), date: reproducibleDate() ?? Date())
+        return provenance(data: data, seeds: seeds, commit: info.commit, date: info.date, command: commandLine(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `certify ARGS` with shell quoting where needed.
+    static func commandLine(_ arguments: [String]) -> String {
+        let args = arguments.map { a in
             a.isEmpty || a.contains(where: { " \"'$|&;<>()*?[]".contains($0) }) ? "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" : a
         }
-        return [
-            "commit": info.commit, "date": info.date, "command": (["certify"] + args).joined(separator: " "),
+        return (["certify"] + args).joined(separator: " ")
+    }
+
+    /// This process's arguments after the `audit` subcommand.
+    static func ownArguments() -> [String] {
+        let all = Array(CommandLine.arguments.dropFirst())
+        guard let i = all.firstIndex(of: "audit") else { return all }
+        return Array(all[(i + 1)...])
+    }
+
+    static func temporaryDirectory() throws -> String {
+        var template = Array((NSTemporaryDirectory() + "/certify-audit-XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { throw OutputError(path: NSTemporaryDirectory(), "cannot create a temporary folder") }
+        return String(cString: p)
+    }
+
+    static func provenance(data: String, seeds: String, commit: String, date: String, command: String) -> [String: String] {
+        [
+            "commit": commit, "date": date, "command": command,
             "data": data, "seeds": seeds,
             "versions": "certify \(certifyVersion), Swift \(swiftCompilerVersion), \(ProcessInfo.processInfo.operatingSystemVersionString); no Python library is involved",
         ]
@@ -204,35 +233,41 @@ struct Audit: ParsableCommand {
         for f in files { FileHandle.standardError.write(Data("wrote \(f.path)\n".utf8)) }
     }
 
-    func runBuiltIn(log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
+    /// The shared preparation of a planned audit: the data and its attributions (trained and attributed
+    /// here for --method, read for --attributions).
+    func prepare(log: @escaping @Sendable (String) -> Void) throws -> AuditPreparation {
+        let start = Date()
+        if let path = attributions, let data {
+            let (train, _) = try BlockMNISTExport.read(data, split: "train")
+            let (test, _) = try BlockMNISTExport.read(data, split: "test")
+            let atr = try AttributionAudit.readAttributions(path, split: "train", expectedShape: train.images.shape, dataPath: data)
+            let ate = try AttributionAudit.readAttributions(path, split: "test", expectedShape: test.images.shape, dataPath: data)
+            let mask = BlockMNIST.nullMask(signalTop: test.signalTop, rows: test.images.shape[1] / 2, cols: test.images.shape[2])
+            log("scoring \(path) on \(data): \(train.labels.count) training and \(test.labels.count) test maps")
+            return AuditPreparation(dataset: (data as NSString).lastPathComponent, method: (path as NSString).lastPathComponent, model: "user",
+                                    accuracy: nil, robustAccuracy: nil, seconds: Date().timeIntervalSince(start),
+                                    trainX: train.images, trainY: train.labels, trainA: atr, testX: test.images, testY: test.labels, testA: ate, nullMask: mask)
+        }
         let kind = AttributionAudit.AttributedModel(rawValue: model)!
         let m = Audit.methods[method!]!
+        let name: String, train: (x: Tensor, y: [Int]), test: (x: Tensor, y: [Int]), mask: Tensor?
         if dataset == "fashion-mnist" {
             log("loading Fashion-MNIST from \(blockmnist.source)")
             let tr = try MNISTFormat.load(directory: blockmnist.source, split: .train, limit: blockmnist.trainLimit)
             let te = try MNISTFormat.load(directory: blockmnist.source, split: .test, limit: blockmnist.testLimit)
-            return try audit.run(dataset: "Fashion-MNIST", train: (tr.images, tr.labels), test: (te.images, te.labels), testNullMask: nil,
-                                 model: kind, method: m, log: log)
+            (name, train, test, mask) = ("Fashion-MNIST", (tr.images, tr.labels), (te.images, te.labels), nil)
+        } else {
+            var opts = blockmnist
+            if dataset == "blockmnist-top" { opts.top = true }
+            log("building \(opts.top ? "BlockMNIST-Top" : "BlockMNIST") from \(opts.source) (classes \(opts.classes))")
+            let (_, tr, te) = try opts.generate()
+            (name, train, test) = (opts.top ? "BlockMNIST-Top" : "BlockMNIST", (tr.images, tr.labels), (te.images, te.labels))
+            mask = BlockMNIST.nullMask(signalTop: te.signalTop, rows: te.images.shape[1] / 2, cols: te.images.shape[2])
         }
-        var opts = blockmnist
-        if dataset == "blockmnist-top" { opts.top = true }
-        log("building \(opts.top ? "BlockMNIST-Top" : "BlockMNIST") from \(opts.source) (classes \(opts.classes))")
-        let (_, train, test) = try opts.generate()
-        let mask = BlockMNIST.nullMask(signalTop: test.signalTop, rows: test.images.shape[1] / 2, cols: test.images.shape[2])
-        return try audit.run(dataset: opts.top ? "BlockMNIST-Top" : "BlockMNIST", train: (train.images, train.labels),
-                             test: (test.images, test.labels), testNullMask: mask, model: kind, method: m, log: log)
-    }
-
-    func scoreUserAttributions(_ path: String, data: String, log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
-        let (train, _) = try BlockMNISTExport.read(data, split: "train")
-        let (test, _) = try BlockMNISTExport.read(data, split: "test")
-        let atr = try AttributionAudit.readAttributions(path, split: "train", expectedShape: train.images.shape, dataPath: data)
-        let ate = try AttributionAudit.readAttributions(path, split: "test", expectedShape: test.images.shape, dataPath: data)
-        let mask = BlockMNIST.nullMask(signalTop: test.signalTop, rows: test.images.shape[1] / 2, cols: test.images.shape[2])
-        log("scoring \(path) on \(data): \(train.labels.count) training and \(test.labels.count) test maps")
-        return try audit.score(dataset: (data as NSString).lastPathComponent, train: (train.images, train.labels, atr),
-                               test: (test.images, test.labels, ate), testNullMask: mask, method: (path as NSString).lastPathComponent,
-                               model: "user", log: log)
+        let r = try audit.attribute(train: train, test: test, model: kind, method: m, log: log)
+        return AuditPreparation(dataset: name, method: m.name, model: kind.rawValue, accuracy: r.accuracy, robustAccuracy: r.robustAccuracy,
+                                seconds: Date().timeIntervalSince(start), trainX: train.x, trainY: train.y, trainA: r.train,
+                                testX: test.x, testY: test.y, testA: r.test, nullMask: mask)
     }
 
     func customExperiment(_ spec: String) throws -> TheoryExperiment {

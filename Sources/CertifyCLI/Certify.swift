@@ -21,6 +21,7 @@ struct Certify: ParsableCommand {
             """,
         version: "certify \(certifyVersion)",
         subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self,
+                      PlanCommand.self, Work.self, Merge.self, Status.self, Slurm.self,
                       CertifyWorker.self])
 
     static func main() {
@@ -38,7 +39,7 @@ struct Certify: ParsableCommand {
             }
             // Our own errors print one clear line; argument errors print the parser's message and usage.
             if error is HDF5Error || error is InputError || error is ProtocolError || error is ShapeError || error is OutputError
-                || error is UndeclaredReadError {
+                || error is UndeclaredReadError || error is PlanError {
                 FileHandle.standardError.write(Data("certify: error: \(error)\n".utf8))
             } else if let ce = error as? CLIError {
                 FileHandle.standardError.write(Data("certify: error: \(ce.message)\n".utf8))

@@ -154,6 +154,19 @@ public struct AttributionAudit: Sendable {
     public func run(dataset: String, train: (x: Tensor, y: [Int]), test: (x: Tensor, y: [Int]), testNullMask: Tensor?,
                     model kind: AttributedModel, method: AttributionMethod, log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
         let start = Date()
+        let (atr, ate, acc, racc) = try attribute(train: train, test: test, model: kind, method: method, log: log)
+        var report = try score(dataset: dataset, train: (train.x, train.y, atr), test: (test.x, test.y, ate),
+                               testNullMask: testNullMask, method: method.name, model: kind.rawValue, log: log)
+        report.attributedModelAccuracy = acc
+        report.attributedModelRobustAccuracy = racc
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// The first half of an audit of a built-in method: trains the attributed model and attributes the
+    /// train and test sets. Returns the attributions, the model's test accuracy and robust accuracy.
+    public func attribute(train: (x: Tensor, y: [Int]), test: (x: Tensor, y: [Int]), model kind: AttributedModel, method: AttributionMethod,
+                          log: @escaping @Sendable (String) -> Void) throws -> (train: Tensor, test: Tensor, accuracy: Double, robustAccuracy: Double) {
         let model = try trainAttributedModel(kind, x: train.x, y: train.y, log: log)
         let acc = try model.accuracy(test.x, test.y)
         let racc = try robustAccuracy(model, x: test.x, y: test.y)
@@ -164,12 +177,7 @@ public struct AttributionAudit: Sendable {
         let lte = labels == .trueLabel ? test.y : try model.predict(test.x)
         let atr = try Attribution.attribute(model: model, x: train.x, y: ltr, method: method, target: target, rng: &rng)
         let ate = try Attribution.attribute(model: model, x: test.x, y: lte, method: method, target: target, rng: &rng)
-        var report = try score(dataset: dataset, train: (train.x, train.y, atr), test: (test.x, test.y, ate),
-                               testNullMask: testNullMask, method: method.name, model: kind.rawValue, log: log)
-        report.attributedModelAccuracy = acc
-        report.attributedModelRobustAccuracy = racc
-        report.seconds = Date().timeIntervalSince(start)
-        return report
+        return (atr, ate, acc, racc)
     }
 
     /// Reads a user's attributions (/<split>/attributions) and checks them against the data: the shape
@@ -201,19 +209,33 @@ public struct AttributionAudit: Sendable {
     public func score(dataset: String, train: (x: Tensor, y: [Int], a: Tensor), test: (x: Tensor, y: [Int], a: Tensor),
                       testNullMask: Tensor?, method: String, model: String, log: @escaping @Sendable (String) -> Void) throws -> AuditReport {
         let start = Date()
+        let (_, masking) = maskingScheme(trainX: train.x)
+        let points = try DiffROAR.evaluate(train: .init(x: train.x, y: train.y, attributions: train.a),
+                                           test: .init(x: test.x, y: test.y, attributions: test.a),
+                                           ks: ks, seeds: seeds, masking: masking, maskOnly: maskOnlyControl, learner: effectiveLearner, jobs: jobs, progress: log)
+        return try report(dataset: dataset, method: method, model: model, trainX: train.x, testAttributions: test.a, testNullMask: testNullMask,
+                          points: points, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The fill of removed coordinates (the mean of the training tensor) and the masking scheme.
+    public func maskingScheme(trainX: Tensor) -> (fill: Double, scheme: MaskingScheme) {
+        let fill = trainX.data.reduce(0, +) / Double(trainX.count)
+        return (fill, fillKind == .constant ? .constant(fill) : .noisyLinear(sigma: roadNoise, fallback: fill, seed: modelSeed &+ 555))
+    }
+
+    /// The report of scored attributions from DiffROAR's points: localization (when a null mask is
+    /// given) and every setting. `certify audit` and `certify merge` both end here.
+    public func report(dataset: String, method: String, model: String, trainX: Tensor, testAttributions: Tensor, testNullMask: Tensor?,
+                       points: [DiffROARPoint], seconds: Double) throws -> AuditReport {
         var loc: [LocalizationPoint] = []
         if let mask = testNullMask {
             for k in ks {
-                let r = try Localization.measure(attributions: test.a, nullMask: mask, k: k)
+                let r = try Localization.measure(attributions: testAttributions, nullMask: mask, k: k)
                 loc.append(LocalizationPoint(k: k, nullFraction: r.meanNullFraction, nullMassShare: r.meanNullMassShare))
             }
         }
-        let fill = train.x.data.reduce(0, +) / Double(train.x.count)
-        let masking: MaskingScheme = fillKind == .constant ? .constant(fill) : .noisyLinear(sigma: roadNoise, fallback: fill, seed: modelSeed &+ 555)
+        let (fill, masking) = maskingScheme(trainX: trainX)
         let learner = effectiveLearner
-        let points = try DiffROAR.evaluate(train: .init(x: train.x, y: train.y, attributions: train.a),
-                                           test: .init(x: test.x, y: test.y, attributions: test.a),
-                                           ks: ks, seeds: seeds, masking: masking, maskOnly: maskOnlyControl, learner: learner, jobs: jobs, progress: log)
         let settings: [String: String] = [
             "ks": ks.map { String($0) }.joined(separator: ","), "seeds": seeds.map(String.init).joined(separator: ","),
             "learner": "MLP \(learner.hidden), SGD lr \(learner.training.learningRate) momentum \(learner.training.momentum), batch \(learner.training.batchSize), \(learner.training.epochs) epochs, \(learner.training.schedule), selection \(learner.selection.rawValue)",
@@ -226,7 +248,7 @@ public struct AttributionAudit: Sendable {
             "tie_break": "|A| descending, index ascending",
         ]
         return AuditReport(dataset: dataset, method: method, model: model, attributedModelAccuracy: nil, attributedModelRobustAccuracy: nil,
-                           diffROAR: points, localization: loc, settings: settings, seconds: Date().timeIntervalSince(start))
+                           diffROAR: points, localization: loc, settings: settings, seconds: seconds)
     }
 }
 

@@ -132,6 +132,48 @@ public enum DiffROAR {
     public static func evaluate(train: AttributedSplit, test: AttributedSplit, ks: [Double], seeds: [UInt64],
                                 masking: MaskingScheme, maskOnly: Bool = false, learner: some DiffROARLearner, jobs: Int = 1,
                                 progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
+        let box = ParallelBox<Double>(runs(ks: ks, seeds: seeds, maskOnly: maskOnly).count)
+        try compute(train: train, test: test, ks: ks, seeds: seeds, masking: masking, maskOnly: maskOnly, learner: learner, jobs: jobs,
+                    progress: progress) { i, r, _ in
+            box.lock.lock()
+            defer { box.lock.unlock() }
+            box.results[i] = r
+        }
+        return try assemble(ks: ks, seeds: seeds, maskOnly: maskOnly, accuracies: try box.results.map { try $0!.get() }, testY: test.y,
+                            progress: progress)
+    }
+
+    /// One independent retraining of DiffROAR: level `k` (index `ki` into ks), the kept arm, image data
+    /// (kind 0) or the kept indicators alone (kind 1, the mask-only control), and the seed.
+    public struct Run: Sendable, Equatable {
+        public var ki: Int
+        public var kind: Int
+        public var arm: Int
+        public var seed: UInt64
+    }
+
+    /// Every retraining of an evaluation, in the order of its results: for each k, for each kind, for
+    /// each arm (top, bottom), for each seed.
+    public static func runs(ks: [Double], seeds: [UInt64], maskOnly: Bool) -> [Run] {
+        ks.indices.flatMap { ki in (0..<(maskOnly ? 2 : 1)).flatMap { kind in KeptCoordinates.allCases.indices.flatMap { a in
+            seeds.map { Run(ki: ki, kind: kind, arm: a, seed: $0) } } } }
+    }
+
+    /// A run's readable name ("k = 0.05, keep top, seed 0").
+    public static func name(_ r: Run, ks: [Double]) -> String {
+        String(format: "k = %.2f, %@keep %@, seed %llu", ks[r.ki], r.kind == 0 ? "" : "mask only, ", KeptCoordinates.allCases[r.arm].rawValue, r.seed)
+    }
+
+    /// Runs the retrainings whose indices (into `runs`) are in `selected` (all when nil), `jobs` at a
+    /// time, and tells `done(index, accuracy or error, start)` as each finishes (from any thread). `claim(index)`
+    /// is asked right before a run starts; a run it declines is skipped (another worker has it). The masked
+    /// data of a level and arm is made once for all its selected runs; each run's result depends only
+    /// on its own level, arm, kind and seed, so any subset gives the same numbers as the whole.
+    public static func compute(train: AttributedSplit, test: AttributedSplit, ks: [Double], seeds: [UInt64],
+                               masking: MaskingScheme, maskOnly: Bool = false, learner: some DiffROARLearner, jobs: Int = 1,
+                               selected: Set<Int>? = nil, progress: @escaping @Sendable (String) -> Void = { _ in },
+                               claim: @escaping @Sendable (Int) throws -> Bool = { _ in true },
+                               done: @escaping @Sendable (Int, Result<Double, Error>, Date) throws -> Void) throws {
         guard train.x.shape == train.attributions.shape else {
             throw ShapeError("DiffROAR", "train attributions \(train.attributions.shape) do not match the train data \(train.x.shape)")
         }
@@ -140,50 +182,67 @@ public enum DiffROAR {
         }
         guard !seeds.isEmpty else { throw ShapeError("DiffROAR", "needs at least one seed") }
         for k in ks { _ = try AttributionMasking.maskedCount(k: k, dimension: 1) }
+        let all = runs(ks: ks, seeds: seeds, maskOnly: maskOnly)
+        let chosen = all.indices.filter { selected?.contains($0) ?? true }
+        if chosen.isEmpty { return }
         let trainOrders = try AttributionMasking.priorityOrders(train.attributions)
         let testOrders = try AttributionMasking.priorityOrders(test.attributions)
-        var points: [DiffROARPoint] = []
         let arms = KeptCoordinates.allCases
-        let kinds = maskOnly ? 2 : 1
-        let total = ks.count * arms.count * seeds.count * kinds
+        let total = chosen.count
         let counter = RunCounter()
-        let chance = chanceLevel(test.y)
         for (ki, k) in ks.enumerated() {
+            let mine = chosen.filter { all[$0].ki == ki }
+            if mine.isEmpty { continue }
             // per arm: (train input, test input) for the images and, with maskOnly, for the kept indicators
-            var sets: [(Tensor, Tensor)] = []
-            var maskSets: [(Tensor, Tensor)] = []
-            for (a, keep) in arms.enumerated() {
+            var sets: [(Tensor, Tensor)?] = Array(repeating: nil, count: arms.count)
+            var maskSets: [(Tensor, Tensor)?] = Array(repeating: nil, count: arms.count)
+            for (a, keep) in arms.enumerated() where mine.contains(where: { all[$0].arm == a }) {
                 let tr = try AttributionMasking.unmask(x: train.x, orders: trainOrders, k: k, keep: keep, fill: masking.constantValue)
                 let te = try AttributionMasking.unmask(x: test.x, orders: testOrders, k: k, keep: keep, fill: masking.constantValue)
                 let stream = UInt64(ki) &* 4 &+ UInt64(a) &* 2
-                if case .noisyLinear = masking { progress(String(format: "k = %.2f, keep %@: ROAD imputation of %d + %d images", k, keep.rawValue, train.y.count, test.y.count)) }
-                sets.append((try masking.apply(x: train.x, kept: tr.kept, constantMasked: tr.masked, stream: stream, jobs: jobs),
-                             try masking.apply(x: test.x, kept: te.kept, constantMasked: te.masked, stream: stream &+ 1, jobs: jobs)))
-                if maskOnly { maskSets.append((tr.kept, te.kept)) }
+                if mine.contains(where: { all[$0].arm == a && all[$0].kind == 0 }) {
+                    if case .noisyLinear = masking { progress(String(format: "k = %.2f, keep %@: ROAD imputation of %d + %d images", k, keep.rawValue, train.y.count, test.y.count)) }
+                    sets[a] = (try masking.apply(x: train.x, kept: tr.kept, constantMasked: tr.masked, stream: stream, jobs: jobs),
+                               try masking.apply(x: test.x, kept: te.kept, constantMasked: te.masked, stream: stream &+ 1, jobs: jobs))
+                }
+                if maskOnly { maskSets[a] = (tr.kept, te.kept) }
             }
             let (imageSets, kepts) = (sets, maskSets)
-            let runs = (0..<kinds).flatMap { kind in arms.indices.flatMap { a in seeds.map { (kind, a, $0) } } }
-            let acc = try parallelMap(runs, jobs: jobs) { run in
-                let (kind, a, s) = run
-                let data = kind == 0 ? imageSets[a] : kepts[a]
-                let r = try learner.fitAndScore(trainX: data.0, trainY: train.y, testX: data.1, testY: test.y, seed: s)
-                let done = counter.increment()
-                progress(String(format: "k = %.2f, %@keep %@, seed %llu: accuracy %.4f  (%d/%d)", k, kind == 0 ? "" : "mask only, ",
-                                arms[a].rawValue, s, r, done, total))
-                return r
+            _ = try parallelMap(mine, jobs: jobs) { i in
+                let run = all[i]
+                guard try claim(i) else { return }
+                let data = (run.kind == 0 ? imageSets[run.arm] : kepts[run.arm])!
+                let started = Date()
+                let result = Result { try learner.fitAndScore(trainX: data.0, trainY: train.y, testX: data.1, testY: test.y, seed: run.seed) }
+                try done(i, result, started)
+                let r = try result.get()
+                let n = counter.increment()
+                progress(String(format: "%@: accuracy %.4f  (%d/%d)", name(run, ks: ks), r, n, total))
             }
-            let n = seeds.count
-            let top = Array(acc[0..<n]), bottom = Array(acc[n..<(2 * n)])
+        }
+    }
+
+    /// The points of an evaluation from the accuracies of all its runs (in the order of `runs`).
+    public static func assemble(ks: [Double], seeds: [UInt64], maskOnly: Bool, accuracies acc: [Double], testY: [Int],
+                                progress: (String) -> Void = { _ in }) throws -> [DiffROARPoint] {
+        let per = seeds.count * 2 * (maskOnly ? 2 : 1)
+        guard acc.count == ks.count * per else { throw ShapeError("DiffROAR", "\(acc.count) accuracies for \(ks.count * per) runs") }
+        let arms = KeptCoordinates.allCases
+        let chance = chanceLevel(testY)
+        var points: [DiffROARPoint] = []
+        for (ki, k) in ks.enumerated() {
+            let n = seeds.count, base = ki * per
+            let top = Array(acc[base..<(base + n)]), bottom = Array(acc[(base + n)..<(base + 2 * n)])
             let agg = try aggregate(topKept: top, bottomKept: bottom)
             var point = DiffROARPoint(k: k, accTopKept: top, accBottomKept: bottom, diffs: agg.diffs, mean: agg.mean, std: agg.std)
             if maskOnly {
-                point.accMaskOnlyTop = Array(acc[(2 * n)..<(3 * n)])
-                point.accMaskOnlyBottom = Array(acc[(3 * n)..<(4 * n)])
+                point.accMaskOnlyTop = Array(acc[(base + 2 * n)..<(base + 3 * n)])
+                point.accMaskOnlyBottom = Array(acc[(base + 3 * n)..<(base + 4 * n)])
             }
             point.chance = chance
             var flagged: [String] = []
             for (a, arm) in [top, bottom].enumerated() {
-                for (i, v) in arm.enumerated() where atChance(v, chance: chance, m: test.y.count) {
+                for (i, v) in arm.enumerated() where atChance(v, chance: chance, m: testY.count) {
                     flagged.append("\(arms[a].rawValue) seed \(seeds[i])")
                 }
             }
