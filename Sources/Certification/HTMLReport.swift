@@ -12,7 +12,7 @@ public enum HTMLReport {
     public static let css = """
         body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#1f2328;padding:0 16px}
         h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
-        h3{font-size:15px;margin:18px 0 6px}.meta{color:#59636e;font-size:13px;margin:0 0 12px}
+        h2 code{font-size:16px}h3{font-size:15px;margin:18px 0 6px}.meta{color:#59636e;font-size:13px;margin:0 0 12px}
         table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top}
         th{background:#f6f8fa}code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
         pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px;font-size:12px;overflow-x:auto;white-space:pre-wrap}

@@ -65,3 +65,18 @@ def test_plugin_report_renders(tmp_path):
     html.write_text(render([ok, bad], skips=[("test_x.py::test_lava", "LAVA fixtures not found: /nowhere")], date="2026-01-01T00:00:00Z"))
     c = colors(screenshot(html, tmp_path / "pytest-report.png", height=900))
     assert GREEN in c and RED in c, "a passing (green) and a failing (red) bar are drawn"
+
+
+def test_audit_page_renders(tmp_path):
+    """certify audit --html on a small built-in audit: the DiffROAR curve with its band and the localization curves."""
+    source = Path("/usr/share/datasets/fashion-mnist")
+    if not source.is_dir():
+        pytest.skip(f"Fashion-MNIST is not installed at {source} (Debian: dataset-fashion-mnist)")
+    html = tmp_path / "audit.html"
+    rc, out, err = _cli.run(["audit", "--method", "gradient", "--train-limit", "300", "--test-limit", "100", "--seeds", "2",
+                             "--ks", "0.1,0.5,1", "--learner-epochs", "1", "--model-epochs", "1", "--jobs", "1", "--html", str(html)])
+    assert rc == 0, err[-2000:]
+    text = html.read_text()
+    assert text.count("<svg ") == 2 and "<polygon" in text and "Localization" in text and "<script" not in text
+    c = colors(screenshot(html, tmp_path / "audit.png", height=1000))
+    assert (70, 130, 180) in c, "the DiffROAR curve (steelblue) is drawn"
