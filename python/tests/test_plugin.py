@@ -23,6 +23,9 @@ def test_naive_softmax(certify_case):
 def test_typo(certify_case):
     certify_case.check(lambda x, axis: x)
 
+def test_forgot_the_decorator(certify_case):
+    pass
+
 def test_skipped():
     import pytest
     pytest.skip("fixtures not found: /nowhere")
@@ -39,7 +42,9 @@ def test_items_report_and_clean_failures(pytester):
     assert "test_user.py::test_naive_softmax[rows] PASSED" in out
     assert "test_user.py::test_naive_softmax[large_logits] FAILED" in out
     assert "test_user.py::test_typo[core.sofmax-error] FAILED" in out
-    r.assert_outcomes(passed=7, failed=2, skipped=1)
+    r.assert_outcomes(passed=7, failed=2, skipped=1, errors=1)
+    assert "the certify_case fixture needs @certify.cases" in out
+    assert "plugin.py" not in out
     # The failure names protocol, case and dataset, with the CLI's report, and no traceback into the package.
     assert "core.softmax (float32): case large_logits — not certified" in out
     assert "large_logits/outputs/y: NOT CLOSE" in out and "non-finite mismatches" in out

@@ -50,6 +50,12 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("certify_case", params, ids=ids)
 
 
+@pytest.fixture
+def certify_case():
+    """Set by @certify.cases("<protocol id>"): one golden case per test item."""
+    raise CertifyError("the certify_case fixture needs @certify.cases(\"<protocol id>\") on the test")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     _check._current_test[0] = item.nodeid
@@ -63,7 +69,7 @@ def pytest_runtest_call(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if call.excinfo is not None and call.when == "call" and isinstance(call.excinfo.value, (CheckFailure, CertifyError)):
+    if call.excinfo is not None and call.when in ("setup", "call") and isinstance(call.excinfo.value, (CheckFailure, CertifyError)):
         # the package's own failures: the message, never a traceback into the package
         e = call.excinfo.value
         kind = "not certified" if isinstance(e, CheckFailure) else "certify error"
