@@ -59,9 +59,9 @@ import Testing
         #expect(rows.allSatisfy { $0 != nil })
         #expect(rows[0]! < rows[1]! && rows[1]! < rows[2]!)
         #expect(h.contains("<span class=\"badge fail\">FAILED</span>") && h.contains("<span class=\"badge skip\">skipped</span>"))
-        // Log-scale bars over 1e-17…10 on 220 px: 1e-14 → 36.7 px, 0.5 → 206.7 px; the tolerance tick at 1e-10 → 85.6 − 1.
+        // Log-scale bars over 1e-17…10 on 220 px: 1e-14 → 36.7 px, 0.5 → 204.1 px; the tolerance tick at 1e-10 → 85.6 − 1.
         #expect(h.contains("<rect class=\"err\" x=\"0\" y=\"3\" width=\"36.7\" height=\"10.0\" fill=\"#1a7f37\"/>"))
-        #expect(h.contains("<rect class=\"err\" x=\"0\" y=\"3\" width=\"206.7\" height=\"10.0\" fill=\"#cf222e\"/>"))
+        #expect(h.contains("<rect class=\"err\" x=\"0\" y=\"3\" width=\"204.1\" height=\"10.0\" fill=\"#cf222e\"/>"))
         #expect(h.contains("<rect class=\"tol\" x=\"84.6\" y=\"0\" width=\"2\""))
         #expect(h.contains("worst relative error 1.00e-14, tolerance 1.00e-10"))
         // The failing check's text, escaped: actual vs golden at the worst index.
