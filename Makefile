@@ -123,7 +123,8 @@ $(PY_VENV)/.installed: $(PY_SOURCES) | $(PY_VENV)/bin/python
 	@touch $@
 
 python-test: build python-venv html-deps
-	cd python && CERTIFY_BIN=$(CURDIR)/$(RELEASE) CERTIFY_ROOT=$(CURDIR) ../$(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q tests examples
+	cd python && CERTIFY_BIN=$(CURDIR)/$(RELEASE) CERTIFY_ROOT=$(CURDIR) ../$(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q \
+	  --certify-report=$(CURDIR)/.certify/python-report.html tests examples
 
 clean:
 	rm -rf .build .certify

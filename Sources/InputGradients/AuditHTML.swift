@@ -30,14 +30,18 @@ extension AuditReport {
         if let n = nullShare {
             s += "<line x1=\"\(l)\" y1=\"\(f(Y(n)))\" x2=\"\(w - r)\" y2=\"\(f(Y(n)))\" stroke=\"gray\" stroke-dasharray=\"4 3\"/>\n"
         }
-        let series: [(String, String, (LocalizationPoint) -> Double)] = [
-            ("null share of top-k", "darkorange", { $0.nullFraction }), ("null mass share", "purple", { $0.nullMassShare }),
+        // The second series is dashed with square markers, so that it stays visible where the curves coincide.
+        let series: [(String, String, String, (LocalizationPoint) -> Double)] = [
+            ("null share of top-k", "darkorange", "", { $0.nullFraction }), ("null mass share", "purple", " stroke-dasharray=\"6 4\"", { $0.nullMassShare }),
         ]
-        for (i, (name, color, value)) in series.enumerated() where !pts.isEmpty {
-            s += "<polyline points=\"\(pts.map { "\(f(X($0.k))),\(f(Y(value($0))))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            for p in pts { s += "<circle cx=\"\(f(X(p.k)))\" cy=\"\(f(Y(value(p))))\" r=\"3.5\" fill=\"white\" stroke=\"\(color)\" stroke-width=\"2\"/>\n" }
+        for (i, (name, color, dash, value)) in series.enumerated() where !pts.isEmpty {
+            s += "<polyline points=\"\(pts.map { "\(f(X($0.k))),\(f(Y(value($0))))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
+            for p in pts {
+                s += i == 0 ? "<circle cx=\"\(f(X(p.k)))\" cy=\"\(f(Y(value(p))))\" r=\"4.5\" fill=\"white\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+                    : "<rect x=\"\(f(X(p.k) - 2.5))\" y=\"\(f(Y(value(p)) - 2.5))\" width=\"5\" height=\"5\" fill=\"\(color)\"/>\n"
+            }
             let ly = t + 14 + Double(i) * 16
-            s += "<line x1=\"\(w - r - 170)\" y1=\"\(ly - 4)\" x2=\"\(w - r - 150)\" y2=\"\(ly - 4)\" stroke=\"\(color)\" stroke-width=\"2\"/><text x=\"\(w - r - 144)\" y=\"\(ly)\">\(name)</text>\n"
+            s += "<line x1=\"\(w - r - 170)\" y1=\"\(ly - 4)\" x2=\"\(w - r - 150)\" y2=\"\(ly - 4)\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/><text x=\"\(w - r - 144)\" y=\"\(ly)\">\(name)</text>\n"
         }
         if pts.isEmpty {
             s += "<text x=\"\(w / 2)\" y=\"\(h / 2)\" text-anchor=\"middle\" fill=\"gray\">no localization: the data set has no null block</text>\n"

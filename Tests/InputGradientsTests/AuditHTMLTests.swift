@@ -25,6 +25,9 @@ import Testing
         #expect(h.contains("Localization — gradient, standard model, BlockMNIST"))
         // Localization at k = 0.1 (x = 64 + 0.1·476) with null share 0.25 (y = 40 + 0.75·272).
         #expect(h.contains("<circle cx=\"111.60\" cy=\"244.00\""))
+        // The null mass share (0.2 at k = 0.1): dashed, square markers.
+        #expect(h.contains("<rect x=\"109.10\" y=\"255.10\" width=\"5\" height=\"5\" fill=\"purple\"/>"))
+        #expect(h.contains("stroke=\"purple\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>"))
         #expect(h.contains("null mass share"))
         #expect(h.contains("<td>a &lt; b</td>"))
         #expect(h == Self.report.html())
