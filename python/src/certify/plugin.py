@@ -24,9 +24,18 @@ def pytest_configure(config):
     path = config.getoption("--certify-report", default=None)
     if path and (os.path.isdir(path) or os.path.islink(path)):
         raise pytest.UsageError(f"--certify-report {path}: is a directory or a link; name a file")
+    # A nested session (pytester, in process) starts its own collection; pytest_unconfigure gives the outer one back.
+    config._certify_saved = (list(_check._collected), list(_skips), list(_errors))
     _check._collected.clear()
     _skips.clear()
     _errors.clear()
+
+
+def pytest_unconfigure(config):
+    saved = getattr(config, "_certify_saved", None)
+    if saved is not None:
+        for target, items in zip((_check._collected, _skips, _errors), saved):
+            target[:] = items
 
 
 def pytest_generate_tests(metafunc):
@@ -58,11 +67,12 @@ def certify_case():
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    outer = _check._current_test[0]
     _check._current_test[0] = item.nodeid
     try:
         yield
     finally:
-        _check._current_test[0] = None
+        _check._current_test[0] = outer
 
 
 @pytest.hookimpl(hookwrapper=True)
