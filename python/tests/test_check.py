@@ -146,3 +146,13 @@ def test_binary_not_found(monkeypatch):
     with pytest.raises(certify.CertifyError) as e:
         certify.check(softmax, "core.softmax")
     assert "CERTIFY_BIN=/nonexistent/certify: not an executable file" in str(e.value)
+
+
+def test_a_gradient_the_function_cannot_take_is_reported_missing():
+    def linear_without_bias(x, weight):  # forgets bias: no output difference is possible to hide
+        return x @ weight.T
+    with pytest.raises(certify.CheckFailure) as e:
+        certify.check(linear_without_bias, "core.linear", cases=["matrix"])
+    msg = str(e.value)
+    assert "matrix/grads/bias: only in golden" in msg and "<your outputs>" in msg
+    assert "matrix/outputs/y: NOT CLOSE" in msg
