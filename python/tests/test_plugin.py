@@ -23,6 +23,11 @@ def test_naive_softmax(certify_case):
 def test_typo(certify_case):
     certify_case.check(lambda x, axis: x)
 
+def test_expects_the_bug():
+    import pytest
+    with pytest.raises(certify.CheckFailure):
+        certify.check(lambda x, axis: x, "core.softmax", cases=["rows"])
+
 def test_forgot_the_decorator(certify_case):
     pass
 
@@ -30,6 +35,12 @@ def test_skipped():
     import pytest
     pytest.skip("fixtures not found: /nowhere")
 '''
+
+
+def current_umask():
+    u = os.umask(0)
+    os.umask(u)
+    return u
 
 
 def test_items_report_and_clean_failures(pytester):
@@ -42,7 +53,7 @@ def test_items_report_and_clean_failures(pytester):
     assert "test_user.py::test_naive_softmax[rows] PASSED" in out
     assert "test_user.py::test_naive_softmax[large_logits] FAILED" in out
     assert "test_user.py::test_typo[core.sofmax-error] FAILED" in out
-    r.assert_outcomes(passed=7, failed=2, skipped=1, errors=1)
+    r.assert_outcomes(passed=8, failed=2, skipped=1, errors=1)
     assert "the certify_case fixture needs @certify.cases" in out
     assert "plugin.py" not in out
     # The failure names protocol, case and dataset, with the CLI's report, and no traceback into the package.
@@ -56,6 +67,10 @@ def test_items_report_and_clean_failures(pytester):
     assert "core.conv2d" in html and "large_logits/outputs/y" in html
     assert "fixtures not found: /nowhere" in html
     assert html.count('<span class="badge fail">failed</span>') >= 1
+    # A failure the test expects (pytest.raises) is shown as caught, not counted as a failure.
+    assert '<span class="badge info">caught</span>' in html and "1 failing as their tests expect (caught)" in html
+    assert '<span class="badge pass">1 certified</span><span class="badge fail">1 failed</span>' in html
+    assert report.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert [p.name for p in report.parent.iterdir()] == ["report.html"], "no temporary file left behind"
 
 

@@ -10,6 +10,7 @@ from ._cli import CertifyError, contract
 
 _skips = []   # (test id, reason) of every skipped test, for the report
 _errors = []  # (test id, text) of every failed test
+_passed = []  # ids of the tests that passed
 
 
 def pytest_addoption(parser):
@@ -25,16 +26,15 @@ def pytest_configure(config):
     if path and (os.path.isdir(path) or os.path.islink(path)):
         raise pytest.UsageError(f"--certify-report {path}: is a directory or a link; name a file")
     # A nested session (pytester, in process) starts its own collection; pytest_unconfigure gives the outer one back.
-    config._certify_saved = (list(_check._collected), list(_skips), list(_errors))
-    _check._collected.clear()
-    _skips.clear()
-    _errors.clear()
+    config._certify_saved = (list(_check._collected), list(_skips), list(_errors), list(_passed))
+    for target in (_check._collected, _skips, _errors, _passed):
+        target.clear()
 
 
 def pytest_unconfigure(config):
     saved = getattr(config, "_certify_saved", None)
     if saved is not None:
-        for target, items in zip((_check._collected, _skips, _errors), saved):
+        for target, items in zip((_check._collected, _skips, _errors, _passed), saved):
             target[:] = items
 
 
@@ -94,6 +94,8 @@ def pytest_runtest_logreport(report):
         _skips.append((report.nodeid, reason))
     elif report.failed and report.when == "call":
         _errors.append((report.nodeid, str(report.longrepr)))
+    elif report.passed and report.when == "call":
+        _passed.append(report.nodeid)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -101,7 +103,7 @@ def pytest_sessionfinish(session, exitstatus):
     if not path:
         return
     from ._report import render
-    text = render(list(_check._collected), skips=list(_skips), errors=list(_errors))
+    text = render(list(_check._collected), skips=list(_skips), errors=list(_errors), passed_tests=list(_passed))
     write_atomically(path, text)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
@@ -114,6 +116,9 @@ def write_atomically(path, text):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".certify-report-", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # like any file the user writes (mkstemp makes it 0600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
