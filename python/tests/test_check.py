@@ -98,6 +98,9 @@ def test_unknown_protocol_and_case_list_close_matches():
     with pytest.raises(certify.CertifyError) as e:
         certify.check(softmax, "core")
     assert "'core' is a prefix, not a protocol id" in str(e.value)
+    with pytest.raises(certify.CertifyError) as e:
+        certify.check(softmax, "core.softmax", cases=[])
+    assert "selects nothing" in str(e.value)
 
 
 def test_numpy_outputs_only_and_with_vjp():

@@ -99,6 +99,8 @@ def _select_cases(c, cases):
     if isinstance(cases, str):
         cases = [cases]
     cases = list(cases)
+    if not cases:
+        raise CertifyError(f"{c['id']}: cases=[] selects nothing; name cases or pass cases=None for all of them")
     for name in cases:
         if name not in all_cases:
             close = _close_matches(name, all_cases)
