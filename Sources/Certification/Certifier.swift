@@ -59,7 +59,7 @@ public struct CheckResult: Codable, Sendable {
     }
 }
 
-public struct ProtocolReport: Encodable, Sendable {
+public struct ProtocolReport: Codable, Sendable {
     public var id: String
     public var title: String
     public var golden: String
@@ -104,6 +104,17 @@ public struct ProtocolReport: Encodable, Sendable {
         try c.encodeIfPresent(tolerance, forKey: .tolerance)
         try c.encode(worstRelError, forKey: .worstRelError)
         try c.encode(checks, forKey: .checks)
+    }
+
+    /// Reads what `encode(to:)` wrote (status, passed and worstRelError are derived, not read).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        title = try c.decode(String.self, forKey: .title)
+        golden = try c.decode(String.self, forKey: .golden)
+        checks = try c.decode([CheckResult].self, forKey: .checks)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        tolerance = try c.decodeIfPresent(Tolerance.self, forKey: .tolerance)
     }
 }
 

@@ -20,7 +20,8 @@ struct Certify: ParsableCommand {
             2 error (bad input, unknown protocol, bad flag).
             """,
         version: "certify \(certifyVersion)",
-        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self])
+        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self,
+                      CertifyWorker.self])
 
     static func main() {
         registerAll()
@@ -81,6 +82,13 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Print every failing check in full.")
     var verbose = false
 
+    @Option(name: .long, help: "Protocols certified at once, each job in its own process (default: the core count, or $CERTIFY_JOBS). The reports are the same for any N.")
+    var jobs: Int?
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+    }
+
     func run() throws {
         let set = try protocolsOrFail()
         let selected = try set.select(protocols)
@@ -90,14 +98,9 @@ struct Run: ParsableCommand {
         options.propertyTrials = trials
         options.gradientChecks = !noGradcheck
         let tty = isatty(2) != 0
-        var reports: [ProtocolReport] = []
-        for (i, p) in selected.enumerated() {
-            let prefix = "[\(i + 1)/\(selected.count)] "
-            if !tty { stderr(prefix + p.id + "\n") }
-            let r = Certifier.certify(p, in: set, options: options) { line in
-                if tty { stderr("\r\u{1B}[K" + prefix + line) }
-            }
-            reports.append(r)
+        let reports = certifyAll(selected, in: set, options: options, jobs: jobs ?? defaultJobs()) { k, r in
+            let line = "[\(k)/\(selected.count)] \(r.id) \(r.status.lowercased())"
+            stderr(tty ? "\r\u{1B}[K" + line : line + "\n")
         }
         if tty { stderr("\r\u{1B}[K") }
         print(table(reports))
@@ -310,6 +313,7 @@ struct Show: ParsableCommand {
         s += "\ndivergences between paper and official code: \(p.divergences.isEmpty ? "none" : "")\n"
         for d in p.divergences {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
+            if let m = d.measured { s += "    measured: \(m)\n" }
         }
         if !p.transcribes.isEmpty {
             s += "\ntranscription of the official code (official → generator):\n"
@@ -323,14 +327,16 @@ struct Show: ParsableCommand {
 struct Checklist: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Certify every protocol and regenerate CHECKLIST.md.")
     @Option(help: "Output path (default: CHECKLIST.md at the package root).") var output: String?
+    @Option(help: "Protocols certified at once (default: the core count, or $CERTIFY_JOBS).") var jobs: Int?
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+    }
     func run() throws {
         let set = try protocolsOrFail()
         let out = output ?? set.root + "/CHECKLIST.md"
         try SafeOutput.prepare(out)
-        var reports: [ProtocolReport] = []
-        for p in set.protocols {
-            stderr("checklist: \(p.id)\n")
-            reports.append(Certifier.certify(p, in: set))
+        let reports = certifyAll(set.protocols, in: set, options: CertifyOptions(), jobs: jobs ?? defaultJobs()) { k, r in
+            stderr("checklist: [\(k)/\(set.protocols.count)] \(r.id)\n")
         }
         let text = Reports.checklist(protocols: set.protocols, reports: reports, ledgers: set.ledgers, root: set.root)
         try SafeOutput.write(out, text: text)
