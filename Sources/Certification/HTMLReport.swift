@@ -16,7 +16,7 @@ public enum HTMLReport {
         table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top}
         th{background:#f6f8fa}code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
         pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px;font-size:12px;overflow-x:auto;white-space:pre-wrap}
-        .badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;color:#fff}
+        p{font-size:14px}.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;color:#fff;white-space:nowrap}
         .pass{background:#1a7f37}.fail{background:#cf222e}.skip{background:#9a6700}.info{background:#59636e}
         .summary{font-size:14px;margin:8px 0 16px}.summary .badge{margin-right:6px}.legend{color:#59636e;font-size:12px;font-weight:normal}
         """
@@ -105,11 +105,19 @@ public enum HTMLReport {
                 b += "<pre>\(escape(f.message))</pre>\n"
             }
         }
-        let skipped = reports.flatMap { r in r.checks.filter(\.skipped).map { (r.id, $0) } }
+        // Skipped checks, one row per protocol and reason (a missing fixture skips every check of a protocol).
+        var skipped: [(id: String, reason: String, checks: [String])] = []
+        for r in reports {
+            for ch in r.checks where ch.skipped {
+                let name = "[\(ch.kind.rawValue)] \(ch.name)"
+                if let i = skipped.firstIndex(where: { $0.id == r.id && $0.reason == ch.message }) { skipped[i].checks.append(name) }
+                else { skipped.append((r.id, ch.message, [name])) }
+            }
+        }
         if !skipped.isEmpty {
-            b += "<h2>Skipped</h2>\n<table><tr><th>protocol</th><th>check</th><th>reason</th></tr>\n"
-            for (id, ch) in skipped {
-                b += "<tr><td><code>\(escape(id))</code></td><td><code>[\(ch.kind.rawValue)] \(escape(ch.name))</code></td><td>\(escape(ch.message))</td></tr>\n"
+            b += "<h2>Skipped</h2>\n<table><tr><th>protocol</th><th>checks</th><th>reason</th></tr>\n"
+            for row in skipped {
+                b += "<tr><td><code>\(escape(row.id))</code></td><td><code>\(row.checks.map(escape).joined(separator: "</code>, <code>"))</code></td><td>\(escape(row.reason))</td></tr>\n"
             }
             b += "</table>\n"
         }

@@ -24,6 +24,7 @@ import Testing
         ], tolerance: Tolerance(rtol: 1e-10, atol: 1e-12)),
         ProtocolReport(id: "lava.weights", title: "Needs fixtures", golden: "golden/z.h5", checks: [
             CheckResult(kind: .golden, name: "case0", passed: true, message: "fixtures not found: ../shared/fixtures/lava", skipped: true),
+            CheckResult(kind: .property, name: "locality", passed: true, message: "fixtures not found: ../shared/fixtures/lava", skipped: true),
         ]),
     ]
 
@@ -69,8 +70,8 @@ import Testing
         #expect(h.contains("at index [1, 2]; actual 1.5, golden 1 &amp; &lt;more&gt;"))
         #expect(h.contains("A &lt;broken&gt; method"))
         #expect(!h.contains("<broken>"))
-        // Skipped checks with their reason.
-        #expect(h.contains("<td>fixtures not found: ../shared/fixtures/lava</td>"))
+        // Skipped checks with their reason: one row per protocol and reason.
+        #expect(h.contains("<tr><td><code>lava.weights</code></td><td><code>[golden] case0</code>, <code>[property] locality</code></td><td>fixtures not found: ../shared/fixtures/lava</td></tr>"))
         // The claims ledgers of the papers in the run (lava and core have none; iadg is not in the run).
         #expect(h.contains("Papers: claims ledgers"))
         #expect(h.contains("LAVA (Di Pierno et al."))

@@ -53,6 +53,42 @@ def test_cli_report_renders(tmp_path):
     assert GREEN in c, "the certified badges and error bars are drawn"
 
 
+def symlink_tree(src, dst):
+    for folder, _, files in os.walk(src):
+        target = Path(dst) / Path(folder).relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (target / f).symlink_to(Path(folder) / f)
+
+
+def test_failing_and_skipped_run_renders(tmp_path, monkeypatch):
+    """A checkout whose softmax golden is off by 1e-3 at rows[1, 2], without the LAVA fixtures: one protocol fails,
+    one is skipped; the page shows actual vs golden at the worst index and the reason."""
+    import h5py
+    real = _cli.root()
+    root = tmp_path / "root"
+    for d in ("protocols", "golden"):
+        symlink_tree(real / d, root / d)
+    softmax = root / "golden" / "core" / "softmax.h5"
+    softmax.unlink()
+    shutil.copy(real / "golden" / "core" / "softmax.h5", softmax)
+    with h5py.File(softmax, "r+") as f:
+        y = f["rows/outputs/y"]
+        a = y[()]
+        a[1, 2] += 1e-3
+        y[...] = a
+    monkeypatch.setenv("CERTIFY_ROOT", str(root))
+    monkeypatch.setenv("CERTIFY_LAVA_FIXTURES", str(tmp_path / "no-fixtures"))
+    html = tmp_path / "failing-run.html"
+    rc, out, err = _cli.run(["run", "core.softmax", "lava.official_models", "--no-gradcheck", "--trials", "2", "--report", str(html)])
+    assert rc == 1, out + err
+    text = html.read_text()
+    assert '<h2 id="core.softmax"><code>core.softmax</code> <span class="badge fail">FAILED</span></h2>' in text
+    assert "at index [1, 2]" in text and "fixtures not found" in text
+    c = colors(screenshot(html, tmp_path / "failing-run.png", height=1100))
+    assert RED in c and GREEN not in c, "a failed (red) protocol and no certified one"
+
+
 def test_plugin_report_renders(tmp_path):
     ok = CheckResult(protocol="core.softmax", cases=["rows"], dtype="float32", passed=True, report="", summary="",
                      datasets=[DatasetResult("rows/outputs/y", True, "rows/outputs/y: ok", 3e-8)], rtol=1.3e-6, atol=1e-5,

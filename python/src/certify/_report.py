@@ -15,7 +15,7 @@ h2 code{font-size:16px}h3{font-size:15px;margin:18px 0 6px}.meta{color:#59636e;f
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px;font-size:12px;overflow-x:auto;white-space:pre-wrap}
-.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;color:#fff}
+p{font-size:14px}.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;color:#fff;white-space:nowrap}
 .pass{background:#1a7f37}.fail{background:#cf222e}.skip{background:#9a6700}.info{background:#59636e}
 .summary{font-size:14px;margin:8px 0 16px}.summary .badge{margin-right:6px}.legend{color:#59636e;font-size:12px}
 """
