@@ -72,11 +72,19 @@ def test_a_wrong_gradient_is_caught():
     (lambda x, axis: "hello", "core.softmax case rows/outputs/y: returned a str, not a tensor or array"),
     (lambda x, axis: 1 / 0, "core.softmax case rows: the function raised ZeroDivisionError: division by zero"),
     (lambda x, axis: (torch.softmax(x, axis), x, x), "core.softmax case rows: returned 3 values; the protocol declares 1 outputs (y)"),
+    (lambda x, axis: torch.softmax(x, axis).to_sparse(), "core.softmax case rows/outputs/y: cannot read the returned tensor"),
+    (lambda x, axis: None, "core.softmax case rows/outputs/y: returned a NoneType, not a tensor or array"),
+    (lambda x, axis: torch.softmax(x, axis).to(torch.complex64), "core.softmax case rows/outputs/y: returned complex values"),
 ])
 def test_bad_callables_fail_cleanly(fn, fragment):
     with pytest.raises(certify.CheckFailure) as e:
         certify.check(fn, "core.softmax", cases=["rows"])
     assert fragment in str(e.value)
+
+
+def test_bfloat16_outputs_are_read():
+    r = certify.check(lambda x, axis: torch.softmax(x, axis).to(torch.bfloat16), "core.softmax", cases=["rows"], raise_on_failure=False)
+    assert not r.passed and "rows/outputs/y: NOT CLOSE" in r.report, "bfloat16 is far outside Float32 tolerances, but it is compared"
 
 
 def test_wrong_shape_and_nan_are_reported_by_the_cli():

@@ -198,7 +198,13 @@ class _Problem(Exception):
 
 def _as_array(v, name, where, golden_dtype, np_dtype):
     if _is_tensor(v):
-        a = v.detach().cpu().numpy()
+        try:
+            t = v.detach().cpu()
+            if t.dtype == torch.bfloat16:  # NumPy has no bfloat16
+                t = t.to(torch.float32)
+            a = t.resolve_conj().numpy() if t.is_complex() else t.numpy()
+        except Exception as e:  # noqa: BLE001 — a tensor NumPy cannot hold (sparse, quantized, …)
+            raise _Problem(f"{where}/outputs/{name}: cannot read the returned tensor ({type(e).__name__}: {e})") from None
     elif isinstance(v, np.ndarray) or isinstance(v, (int, float, bool, np.generic)):
         a = np.asarray(v)
     else:
