@@ -4,6 +4,8 @@
 # and the golden pipeline:
 #   make goldens        regenerate every golden with the independent reference generators
 #   make goldens-check  regenerate into a temporary folder and compare with the committed goldens
+# and the Python package (python/):
+#   make python-test    pip install ./python into python/.venv, run its tests and the examples (installs chromium)
 
 SHELL := /bin/bash
 SWIFT ?= swift
@@ -18,12 +20,13 @@ PYFOR = py=$(PY); sed -n 2p "$$g" | grep -q '^\# certify-venv' && py=$(VENV_PY);
 # reference stack the generators and interop tests use (Debian's Python 3 packages).
 APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
 	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn python3-venv python3-pip \
+	python3-pytest python3-setuptools python3-wheel python3-pil \
 	dataset-fashion-mnist espeak-ng
 # Every reference generator named by a protocol's `generator:` field (the protocols are the source of truth).
 GENERATORS := $(shell grep -h '^generator:' -r protocols | awk '{print $$2}' | sort -u)
 RELEASE := .build/release/certify
 
-.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean fuzz fuzz-ci slurm-check
+.PHONY: deps venv build certify test goldens goldens-check goldens-canary checklist clean fuzz fuzz-ci slurm-check python-venv python-test html-deps
 
 deps:
 	@missing=""; \
@@ -103,6 +106,30 @@ fuzz-ci: build
 # plan → job array → merge must equal the single-machine run byte for byte, also after a cancelled task.
 slurm-check: build
 	tools/slurm_check.sh
+
+# The Python package: a virtual environment on Debian's torch/h5py/pytest (--system-site-packages), made once;
+# the package is reinstalled when its sources change. Installing builds offline (--no-build-isolation: Debian's
+# setuptools). The tests render the HTML reports in headless Chromium, which html-deps installs.
+PY_VENV := python/.venv
+PY_SOURCES := python/pyproject.toml $(shell find python/src -name '*.py' 2>/dev/null)
+HTML_PACKAGES := chromium
+
+html-deps:
+	@dpkg-query -W -f='$${Status}' $(HTML_PACKAGES) 2>/dev/null | grep -q "install ok installed" || { \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(HTML_PACKAGES); }
+
+python-venv: $(PY_VENV)/.installed
+$(PY_VENV)/bin/python: | deps
+	$(PY) -m venv --system-site-packages $(PY_VENV)
+$(PY_VENV)/.installed: $(PY_SOURCES) | $(PY_VENV)/bin/python
+	$(PY_VENV)/bin/pip install --quiet --no-input --no-build-isolation --no-deps ./python
+	rm -rf python/build python/src/*.egg-info
+	@touch $@
+
+python-test: build python-venv html-deps
+	cd python && CERTIFY_BIN=$(CURDIR)/$(RELEASE) CERTIFY_ROOT=$(CURDIR) ../$(PY_VENV)/bin/python -m pytest -p no:cacheprovider -q \
+	  --certify-report=$(CURDIR)/.certify/python-report.html tests examples
 
 clean:
 	rm -rf .build .certify

@@ -1,17 +1,18 @@
-// Report writers for `certify run --report FILE` (JSON, Markdown or JUnit XML by extension) and
+// Report writers for `certify run --report FILE` (JSON, Markdown, JUnit XML or HTML by extension) and
 // CHECKLIST.md, which is generated from the protocols and a certification run.
 
 import Foundation
 
 public enum ReportFormat: String, Sendable {
-    case json, markdown, junit
+    case json, markdown, junit, html
 
     public init(path: String) throws {
         switch (path as NSString).pathExtension.lowercased() {
         case "json": self = .json
         case "md", "markdown": self = .markdown
         case "xml": self = .junit
-        default: throw ProtocolError(file: path, "unknown report format; use .json, .md or .xml (JUnit)")
+        case "html", "htm": self = .html
+        default: throw ProtocolError(file: path, "unknown report format; use .json, .md, .xml (JUnit) or .html")
         }
     }
 }
@@ -90,7 +91,9 @@ public struct RunCounts: Codable, Sendable {
 }
 
 public enum Reports {
-    public static func render(_ reports: [ProtocolReport], format: ReportFormat, info: RunInfo) throws -> String {
+    /// `ledgers` and `root`: the claims ledgers the HTML report shows for the papers in the run.
+    public static func render(_ reports: [ProtocolReport], format: ReportFormat, info: RunInfo,
+                              ledgers: [ClaimsLedger] = [], root: String = "") throws -> String {
         switch format {
         case .json:
             let enc = JSONEncoder()
@@ -112,6 +115,8 @@ public enum Reports {
                 + "**\(RunCounts(reports).line)**\n\n" + markdownTable(reports)
         case .junit:
             return junit(reports, info: info)
+        case .html:
+            return HTMLReport.render(reports, info: info, ledgers: ledgers, root: root)
         }
     }
 

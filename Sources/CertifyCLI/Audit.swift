@@ -1,7 +1,7 @@
 // `certify audit`: scores attribution methods the way "Do Input Gradients Highlight Discriminative
 // Features?" (NeurIPS 2021) does — DiffROAR by retraining, and on BlockMNIST the localization of the
 // attributions — for a user's attributions (--attributions) or a built-in method (--method), and runs
-// the paper's theory cases (--theory). Progress goes to stderr; the table to stdout; --json and --svg
+// the paper's theory cases (--theory). Progress goes to stderr; the table to stdout; --json, --svg and --html
 // are written atomically at the end, so an error never leaves a half-written file.
 
 import ArgumentParser
@@ -74,6 +74,8 @@ struct Audit: ParsableCommand {
     var learnerClass: String = "reference"
     @Option(help: "Write the report as JSON to FILE.") var json: String?
     @Option(help: "Draw the DiffROAR curve as SVG to FILE.") var svg: String?
+    @Option(help: "Write one self-contained HTML page to FILE: the DiffROAR curve with its band, the localization curves, the table, settings and provenance.")
+    var html: String?
     @OptionGroup var resources: ResourceOptions
 
     var kValues: [Double] { ks.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
@@ -129,7 +131,7 @@ struct Audit: ParsableCommand {
 
     func run() throws {
         resources.apply()
-        for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
+        for path in [json, svg, html].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let log = Audit.logger()
         if theory { return try runTheory(log) }
         // One code path with the distributed run: plan → work (every unit, here) → merge.
@@ -227,6 +229,10 @@ struct Audit: ParsableCommand {
         if let svg {
             let bytes = Data(report.svg().utf8)
             files.append((svg, { try bytes.write(to: URL(fileURLWithPath: $0)) }))
+        }
+        if let html {
+            let bytes = Data(report.html().utf8)
+            files.append((html, { try bytes.write(to: URL(fileURLWithPath: $0)) }))
         }
         // All or nothing: when one file cannot be written, none is changed.
         try SafeOutput.writeAll(files)

@@ -71,7 +71,7 @@ struct Run: ParsableCommand {
     @Argument(help: "Protocol ids or prefixes (e.g. core.softmax, core, iadg). Default: all.")
     var protocols: [String] = []
 
-    @Option(name: .long, help: "Also write the report to FILE (.json, .md or .xml for JUnit).")
+    @Option(name: .long, help: "Also write the report to FILE (.json, .md, .xml for JUnit, or .html: one self-contained page).")
     var report: String?
 
     @Option(name: .long, help: "Random instances per property.")
@@ -114,7 +114,7 @@ struct Run: ParsableCommand {
         for r in reports where r.skipped { print("skipped \(r.id): \(r.checks.first?.message ?? "")") }
         let failed = counts.failed
         if let report, let format {
-            try SafeOutput.write(report, text: try Reports.render(reports, format: format, info: RunInfo(root: set.root)))
+            try SafeOutput.write(report, text: try Reports.render(reports, format: format, info: RunInfo(root: set.root), ledgers: set.ledgers, root: set.root))
             print("wrote \(report)")
         }
         saveLastRun(reports, root: set.root)

@@ -41,6 +41,7 @@ func scratchDir(_ name: String) -> String {
             { ["blockmnist", "export", "--out", $0] },
             { ["audit", "--method", "gradient", "--json", $0] },
             { ["audit", "--method", "gradient", "--json", d + "/fine.json", "--svg", $0] },
+            { ["audit", "--method", "gradient", "--json", d + "/fine.json", "--html", $0] },
             { ["bench", "--only", "matmul", "--json-out", $0] },
         ]
         for target in [dir, fifo, link] {
