@@ -18,7 +18,7 @@ let dartsgtProtocols: ProtocolSet = {
     return try! ProtocolSet.load(root: packageRoot())
 }()
 
-let dartsgtIDs = ["dartsgt.gnn", "dartsgt.mixed_op", "dartsgt.attention", "dartsgt.explain"]
+let dartsgtIDs = ["dartsgt.gnn", "dartsgt.mixed_op", "dartsgt.attention", "dartsgt.layer", "dartsgt.explain"]
 
 func goldenCase(_ method: String, _ name: String) throws -> CaseData {
     let p = try dartsgtProtocols.protocolFor("dartsgt." + method)
@@ -136,5 +136,22 @@ func goldenCase(_ method: String, _ name: String) throws -> CaseData {
                                     wk: t.leaf(Tensor(zeros: [d, d])), bk: t.leaf(rng.normalTensor([d])), wv: t.leaf(Tensor(zeros: [d, d])),
                                     bv: t.leaf(rng.normalTensor([d])), wo: t.leaf(Tensor(zeros: [d, d])), bo: t.leaf(bo))
         for i in 0..<n { #expect(Array(r.out.value.data[(i * d)..<((i + 1) * d)]) == bo.data) }
+    }
+
+    /// B.6 item 3: the whole layer (eval mode, edge stream on) is node-permutation equivariant: f(PH, π(E), X_e) = P f(H, E, X_e).
+    @Test func layerEquivariance() throws {
+        registerAll()
+        var d = try goldenCase("layer", "eval_edge_stream")
+        let method = try Registry.shared.method("dartsgt.layer")
+        let out = try method.evaluate(d, wrt: []).outputs["out"]!
+        let h = try d.tensor("h"), ei = try d.tensor("edge_index")
+        var rng = RNG(seed: 5)
+        let perm = rng.permutation(h.shape[0])
+        d.inputs["h"] = scatterRows(h, perm)
+        d.inputs["edge_index"] = ei.map { Double(perm[Int($0)]) }
+        let outP = try method.evaluate(d, wrt: []).outputs["out"]!
+        let want = scatterRows(out, perm)
+        let err = zip(outP.data, want.data).map { Swift.abs($0 - $1) }.max()!
+        #expect(err < 1e-12, "max |f(PH) − P f(H)| = \(err)")
     }
 }

@@ -254,6 +254,108 @@ def attention(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# dartsgt.layer
+
+
+def nas_layer_reference(torch, F, t, ei, params):
+    """NASLayer.forward (sparse, batch_norm, routing 'nas'): experts (GINE and GATv2 through dropout_kv, the GatedGCN with its own
+    dropout), norm1_kv per expert, joint standardisation, expert dropout, Σ π Ŷ, SparseGraphAttention(h, kv), dropout_attn + residual,
+    norm1_attn, the edge stream, the FF block and norm2."""
+    from torch.nn.utils.stateless import functional_call
+    import torch_geometric.nn as pygnn
+    training = bool(params.get("training", 0))
+    p = params.get("dropout", 0.0)
+    heads = params["heads"]
+    x, ea = t["h"], t["edge_attr"]
+    d = x.shape[1]
+
+    def drop(v, name):
+        return v * t[name] / (1 - p) if training else v
+
+    def bn(v, name):
+        return F.batch_norm(v, t[name + ".running_mean"].clone(), t[name + ".running_var"].clone(), t[name + ".weight"],
+                            t[name + ".bias"], training=training, momentum=0.1, eps=1e-5)
+
+    gine = pygnn.GINEConv(torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.ReLU(), torch.nn.Linear(d, d)), train_eps=False).double()
+    y0 = drop(functional_call(gine, {k[5:]: t[k] for k in t if k.startswith("gine.nn.")}, (x, ei, ea)), "gine.dropout_kv_mask")
+    y1 = gated_gcn_layer(torch, F, x, ei, ea, t, training, t.get("gated.dropout_mask"), p)[0]
+    gat = pygnn.GATv2Conv(d, d // heads, heads=heads, edge_dim=d).double()
+    y2 = drop(functional_call(gat, {k[6:]: t[k] for k in t if k.startswith("gatv2.") and "mask" not in k}, (x, ei, ea)), "gatv2.dropout_kv_mask")
+    kv, _, _ = mixed_op_reference(torch, F, torch.stack([y0, y1, y2]), t["alpha"], None, t["bn_kv.weight"], t["bn_kv.bias"],
+                                  t["bn_kv.running_mean"].clone(), t["bn_kv.running_var"].clone(), training, t.get("expert_mask"),
+                                  params.get("expert_dropout", 0.0))
+    att, a = sparse_attention_reference(torch, F, x, kv, ei, heads, t, t.get("attn_mask"), params.get("attn_dropout", 0.0))
+    h1 = bn(drop(att, "dropout_attn_mask") + x, "norm1_attn")
+    if params.get("edge_stream", 0):
+        ef = F.relu(F.linear(ea, t["edge_processor.0.weight"], t["edge_processor.0.bias"]))
+        ef = drop(ef, "edge_processor.mask_1")
+        ef = drop(F.linear(ef, t["edge_processor.3.weight"], t["edge_processor.3.bias"]), "edge_processor.mask_2")
+        h1 = h1 + torch.sigmoid(t["edge_gate"]) * torch.zeros_like(x).index_add(0, ei[1], ef)
+    ff = drop(F.relu(F.linear(h1, t["ff_linear1.weight"], t["ff_linear1.bias"])), "ff_mask_1")
+    ff = drop(F.linear(ff, t["ff_linear2.weight"], t["ff_linear2.bias"]), "ff_mask_2")
+    return bn(h1 + ff, "norm2"), kv, a
+
+
+@op("dartsgt.layer")
+def layer(case, rng):
+    torch = _torch()
+    import torch.nn.functional as F
+    n, e, d = case["n"], case["e"], case["d"]
+    params = dict(case["params"])
+    heads, training, p = params["heads"], params.get("training", 0), params.get("dropout", 0.0)
+    edge_index, _ = random_graph(rng, n, e, case["graphs"])
+    inputs = {"h": rng.standard_normal((n, d)), "edge_index": edge_index, "edge_attr": rng.standard_normal((e, d))}
+
+    def bn_params(name, c):
+        inputs[name + ".weight"] = 1 + 0.2 * rng.standard_normal(c)
+        inputs[name + ".bias"] = 0.1 * rng.standard_normal(c)
+        inputs[name + ".running_mean"] = 0.3 * rng.standard_normal(c)
+        inputs[name + ".running_var"] = 0.5 + rng.random(c)
+
+    for k in ("0", "2"):
+        inputs[f"gine.nn.{k}.weight"], inputs[f"gine.nn.{k}.bias"] = lin(rng, d, d)
+    for k in "ABCDE":
+        inputs[f"gated.{k}.weight"], inputs[f"gated.{k}.bias"] = lin(rng, d, d)
+    bn_params("gated.bn", d)
+    inputs["gatv2.lin_l.weight"], inputs["gatv2.lin_l.bias"] = lin(rng, d, d)
+    inputs["gatv2.lin_r.weight"], inputs["gatv2.lin_r.bias"] = lin(rng, d, d)
+    inputs["gatv2.lin_edge.weight"] = lin(rng, d, d)[0]
+    inputs["gatv2.att"] = rng.standard_normal((1, heads, d // heads))
+    inputs["gatv2.bias"] = 0.1 * rng.standard_normal(d)
+    inputs["alpha"] = 1e-3 * rng.standard_normal(3) + 0.5 * rng.standard_normal(3)
+    bn_params("bn_kv", d)
+    for k in ("W_k", "W_v", "W_o"):
+        inputs[f"self_attn.{k}.weight"], inputs[f"self_attn.{k}.bias"] = lin(rng, d, d)
+    bn_params("norm1_attn", d)
+    if params.get("edge_stream", 0):
+        inputs["edge_processor.0.weight"], inputs["edge_processor.0.bias"] = lin(rng, d, d)
+        inputs["edge_processor.3.weight"], inputs["edge_processor.3.bias"] = lin(rng, d, d)
+        inputs["edge_gate"] = np.array(0.1)
+    inputs["ff_linear1.weight"], inputs["ff_linear1.bias"] = lin(rng, 2 * d, d)
+    inputs["ff_linear2.weight"], inputs["ff_linear2.bias"] = lin(rng, d, 2 * d)
+    bn_params("norm2", d)
+    if training:
+        inputs["gated.dropout_mask"] = keep_mask(rng, (n, d), p)
+        inputs["gine.dropout_kv_mask"] = keep_mask(rng, (n, d), p)
+        inputs["gatv2.dropout_kv_mask"] = keep_mask(rng, (n, d), p)
+        inputs["expert_mask"] = keep_mask(rng, (3, n, d), params["expert_dropout"])
+        inputs["attn_mask"] = keep_mask(rng, (e, heads), params["attn_dropout"])
+        inputs["dropout_attn_mask"] = keep_mask(rng, (n, d), p)
+        if params.get("edge_stream", 0):
+            inputs["edge_processor.mask_1"] = keep_mask(rng, (e, d), p)
+            inputs["edge_processor.mask_2"] = keep_mask(rng, (e, d), p)
+        inputs["ff_mask_1"] = keep_mask(rng, (n, 2 * d), p)
+        inputs["ff_mask_2"] = keep_mask(rng, (n, d), p)
+    grads = [g for g in load_protocol("dartsgt.layer")["grads"] if g in inputs]
+
+    def fn(**t):
+        out, kv, a = nas_layer_reference(torch, F, t, torch.tensor(t["edge_index"], dtype=torch.long), params)
+        return {"out": out, "kv": kv, "attn": a}
+
+    return inputs, params, fn, grads
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # dartsgt.explain (NumPy / SciPy, written from pk_explainer.py)
 
 
