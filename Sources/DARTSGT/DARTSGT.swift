@@ -7,7 +7,7 @@ import Ops
 import Tensor
 
 /// Every DARTS-GT protocol entry, registered by CertifyMethods.registerAll().
-public let dartsgtMethods: [Method] = [gnnMethod, mixedOpMethod, attentionMethod, layerMethod, explainMethod]
+public let dartsgtMethods: [Method] = [gnnMethod, mixedOpMethod, attentionMethod, layerMethod, searchMethod, explainMethod]
 
 /// A validated edge list: edge e runs from source `src[e]` (edge_index[0]) to target `dst[e]` (edge_index[1]).
 public struct EdgeList: Sendable {

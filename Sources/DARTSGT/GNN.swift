@@ -92,33 +92,53 @@ public func gatv2(_ x: Var, edges: EdgeList, edgeAttr: Var, weights w: GATv2Weig
     return (out, alpha, all)
 }
 
-/// The operator named by `op` on a case's weights (the prefixes gine., gated., gatv2.).
-func gnnForward(_ ctx: Context, op: GNNOperator, x: Var, edges: EdgeList, edgeAttr: Var, prefix: String = "")
-    throws -> (out: Var, extra: [String: Var]) {
-    func lin(_ n: String) throws -> (Var, Var) { (try ctx.v(prefix + n + ".weight"), try ctx.v(prefix + n + ".bias")) }
+/// Where a layer's weights, buffers and settings come from: a golden case (`init(_: Context)`) or a model's parameters (search).
+public struct WeightSource {
+    public var v: (String) throws -> Var
+    public var tensor: (String) throws -> Tensor
+    public var int: (String) throws -> Int
+    public var double: (String) throws -> Double
+    /// Whether train mode reads explicit dropout keep-masks (golden cases) or runs without dropout (p = 0, the search goldens).
+    public var masks: Bool
+
+    public init(v: @escaping (String) throws -> Var, tensor: @escaping (String) throws -> Tensor, int: @escaping (String) throws -> Int,
+                double: @escaping (String) throws -> Double, masks: Bool) {
+        self.v = v; self.tensor = tensor; self.int = int; self.double = double; self.masks = masks
+    }
+
+    public init(_ ctx: Context) {
+        self.init(v: { try ctx.v($0) }, tensor: { try ctx.tensor($0) }, int: { try ctx.int($0, default: 0) },
+                  double: { try ctx.double($0) }, masks: true)
+    }
+
+    func flag(_ n: String) throws -> Bool { try int(n) != 0 }
+}
+
+/// The operator `op` on a case's or a model's weights (names gine.*, gated.*, gatv2.*).
+func gnnForward(_ w: WeightSource, op: GNNOperator, x: Var, edges: EdgeList, edgeAttr: Var) throws -> (out: Var, extra: [String: Var]) {
+    func lin(_ n: String) throws -> (Var, Var) { (try w.v(n + ".weight"), try w.v(n + ".bias")) }
     switch op {
     case .gine:
         let (w1, b1) = try lin("gine.nn.0"), (w2, b2) = try lin("gine.nn.2")
         return (try gine(x, edges: edges, edgeAttr: edgeAttr, w1: w1, b1: b1, w2: w2, b2: b2), [:])
     case .gatedGCN:
-        let training = try flag(ctx, "training")
-        let w = GatedGCNWeights(a: try lin("gated.A"), b: try lin("gated.B"), c: try lin("gated.C"), d: try lin("gated.D"),
-                                e: try lin("gated.E"), bnWeight: try ctx.v(prefix + "gated.bn.weight"), bnBias: try ctx.v(prefix + "gated.bn.bias"),
-                                runningMean: try ctx.tensor(prefix + "gated.bn.running_mean"), runningVar: try ctx.tensor(prefix + "gated.bn.running_var"))
-        let mask = training ? try ctx.tensor(prefix + "gated.dropout_mask") : nil
-        let p = training ? try ctx.double("dropout") : 0
-        let r = try gatedGCN(x, edges: edges, edgeAttr: edgeAttr, weights: w, dropoutMask: mask, p: p, training: training)
+        let training = try w.flag("training")
+        let g = GatedGCNWeights(a: try lin("gated.A"), b: try lin("gated.B"), c: try lin("gated.C"), d: try lin("gated.D"),
+                                e: try lin("gated.E"), bnWeight: try w.v("gated.bn.weight"), bnBias: try w.v("gated.bn.bias"),
+                                runningMean: try w.tensor("gated.bn.running_mean"), runningVar: try w.tensor("gated.bn.running_var"))
+        let mask = training && w.masks ? try w.tensor("gated.dropout_mask") : nil
+        let p = training && w.masks ? try w.double("dropout") : 0
+        let r = try gatedGCN(x, edges: edges, edgeAttr: edgeAttr, weights: g, dropoutMask: mask, p: p, training: training)
         var extra: [String: Var] = [:]
         if let m = r.runningMean, let v = r.runningVar {
-            extra["gated.bn.new_running_mean"] = ctx.constant(m)
-            extra["gated.bn.new_running_var"] = ctx.constant(v)
+            extra["gated.bn.new_running_mean"] = x.tape.constant(m)
+            extra["gated.bn.new_running_var"] = x.tape.constant(v)
         }
         return (r.x, extra)
     case .gatv2:
-        let w = GATv2Weights(linL: try lin("gatv2.lin_l"), linR: try lin("gatv2.lin_r"), linEdge: try ctx.v(prefix + "gatv2.lin_edge.weight"),
-                             att: try ctx.v(prefix + "gatv2.att"), bias: try ctx.v(prefix + "gatv2.bias"))
-        let r = try gatv2(x, edges: edges, edgeAttr: edgeAttr, weights: w, heads: try ctx.int("heads"))
-        return (r.x, [:])
+        let g = GATv2Weights(linL: try lin("gatv2.lin_l"), linR: try lin("gatv2.lin_r"), linEdge: try w.v("gatv2.lin_edge.weight"),
+                             att: try w.v("gatv2.att"), bias: try w.v("gatv2.bias"))
+        return (try gatv2(x, edges: edges, edgeAttr: edgeAttr, weights: g, heads: try w.int("heads")).x, [:])
     }
 }
 
@@ -241,6 +261,6 @@ let gnnMethod = Method("dartsgt.gnn", properties: [
     guard x.value.rank == 2, ea.shape[1] == x.shape[1] else {
         throw ShapeError("dartsgt.gnn", "x has shape \(x.shape) and edge_attr \(ea.shape); expected [N, d] and [E, d]")
     }
-    let r = try gnnForward(ctx, op: try gnnOperator(ctx), x: x, edges: edges, edgeAttr: ea)
+    let r = try gnnForward(WeightSource(ctx), op: try gnnOperator(ctx), x: x, edges: edges, edgeAttr: ea)
     return r.extra.merging(["out": r.out]) { a, _ in a }
 }

@@ -15,52 +15,53 @@ func maybeDropout(_ x: Var, _ mask: Tensor?, _ p: Double, _ training: Bool) thro
 /// One NAS layer (B.1): Y_o from the three candidate operators (GINE and GATv2 through dropout_kv, the GatedGCN with its own
 /// dropout), the mixed op (eq. 3), sparse attention with Q = H (eq. 4), H₁ = BN₁(Drop(Out) + H) (+ σ(g)·Σ_{e→i} MLP_e(X_e) in the
 /// `…Edge` models), H₂ = BN₂(H₁ + Drop(W₂ Drop(ReLU(W₁H₁ + c₁)) + c₂)) (eqs. 5–6). Reads the weights under their module names.
-func nasLayerForward(_ ctx: Context, h: Var, edges: EdgeList, edgeAttr: Var) throws -> (out: Var, kv: Var, attn: Var) {
-    let training = try flag(ctx, "training")
-    let p = training ? try ctx.double("dropout") : 0
-    func mask(_ n: String) throws -> Tensor? { training ? try ctx.tensor(n) : nil }
+func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, alpha: Var) throws -> (out: Var, kv: Var, attn: Var) {
+    let training = try w.flag("training")
+    let useMasks = training && w.masks
+    let p = useMasks ? try w.double("dropout") : 0
+    func mask(_ n: String) throws -> Tensor? { useMasks ? try w.tensor(n) : nil }
     func bn(_ x: Var, _ n: String) throws -> Var {
-        try batchNorm(x, runningMean: try ctx.tensor(n + ".running_mean"), runningVar: try ctx.tensor(n + ".running_var"),
-                      weight: try ctx.v(n + ".weight"), bias: try ctx.v(n + ".bias"), training: training).y
+        try batchNorm(x, runningMean: try w.tensor(n + ".running_mean"), runningVar: try w.tensor(n + ".running_var"),
+                      weight: try w.v(n + ".weight"), bias: try w.v(n + ".bias"), training: training).y
     }
     var experts: [Var] = []
     for op in GNNOperator.allCases {
-        var y = try gnnForward(ctx, op: op, x: h, edges: edges, edgeAttr: edgeAttr).out
+        var y = try gnnForward(w, op: op, x: h, edges: edges, edgeAttr: edgeAttr).out
         if op == .gine { y = try maybeDropout(y, try mask("gine.dropout_kv_mask"), p, training) }
         if op == .gatv2 { y = try maybeDropout(y, try mask("gatv2.dropout_kv_mask"), p, training) }
         experts.append(y)
     }
     var masks: [Tensor]?
-    if training {
-        let m = try ctx.tensor("expert_mask")
+    if useMasks {
+        let m = try w.tensor("expert_mask")
         masks = try (0..<m.shape[0]).map { try m.slice(axis: 0, $0..<($0 + 1)).reshaped(Array(m.shape.dropFirst())) }
     }
-    let mixed = try mixedOp(experts: experts, alpha: try ctx.v("alpha"), bnWeight: try ctx.v("bn_kv.weight"), bnBias: try ctx.v("bn_kv.bias"),
-                            runningMean: try ctx.tensor("bn_kv.running_mean"), runningVar: try ctx.tensor("bn_kv.running_var"),
-                            training: training, expertMasks: masks, p: training ? try ctx.double("expert_dropout") : 0)
-    let att = try sparseAttention(h: h, kv: mixed.kv, edges: edges, heads: try ctx.int("heads"),
-                                  wk: try ctx.v("self_attn.W_k.weight"), bk: try ctx.v("self_attn.W_k.bias"),
-                                  wv: try ctx.v("self_attn.W_v.weight"), bv: try ctx.v("self_attn.W_v.bias"),
-                                  wo: try ctx.v("self_attn.W_o.weight"), bo: try ctx.v("self_attn.W_o.bias"),
-                                  attnMask: try mask("attn_mask"), p: training ? try ctx.double("attn_dropout") : 0)
+    let mixed = try mixedOp(experts: experts, alpha: alpha, bnWeight: try w.v("bn_kv.weight"), bnBias: try w.v("bn_kv.bias"),
+                            runningMean: try w.tensor("bn_kv.running_mean"), runningVar: try w.tensor("bn_kv.running_var"),
+                            training: training, expertMasks: masks, p: useMasks ? try w.double("expert_dropout") : 0)
+    let att = try sparseAttention(h: h, kv: mixed.kv, edges: edges, heads: try w.int("heads"),
+                                  wk: try w.v("self_attn.W_k.weight"), bk: try w.v("self_attn.W_k.bias"),
+                                  wv: try w.v("self_attn.W_v.weight"), bv: try w.v("self_attn.W_v.bias"),
+                                  wo: try w.v("self_attn.W_o.weight"), bo: try w.v("self_attn.W_o.bias"),
+                                  attnMask: try mask("attn_mask"), p: useMasks ? try w.double("attn_dropout") : 0)
     var h1 = try bn(try maybeDropout(att.out, try mask("dropout_attn_mask"), p, training) + h, "norm1_attn")
-    if try flag(ctx, "edge_stream") {
-        var ef = relu(try linear(edgeAttr, weight: try ctx.v("edge_processor.0.weight"), bias: try ctx.v("edge_processor.0.bias")))
+    if try w.flag("edge_stream") {
+        var ef = relu(try linear(edgeAttr, weight: try w.v("edge_processor.0.weight"), bias: try w.v("edge_processor.0.bias")))
         ef = try maybeDropout(ef, try mask("edge_processor.mask_1"), p, training)
-        ef = try linear(ef, weight: try ctx.v("edge_processor.3.weight"), bias: try ctx.v("edge_processor.3.bias"))
+        ef = try linear(ef, weight: try w.v("edge_processor.3.weight"), bias: try w.v("edge_processor.3.bias"))
         ef = try maybeDropout(ef, try mask("edge_processor.mask_2"), p, training)
         let agg = try scatterAdd(ef, axis: 0, index: edges.dstTensor, dimSize: edges.nodes)
-        h1 = try h1 + sigmoid(try ctx.v("edge_gate")) * agg
+        h1 = try h1 + sigmoid(try w.v("edge_gate")) * agg
     }
-    var ff = relu(try linear(h1, weight: try ctx.v("ff_linear1.weight"), bias: try ctx.v("ff_linear1.bias")))
+    var ff = relu(try linear(h1, weight: try w.v("ff_linear1.weight"), bias: try w.v("ff_linear1.bias")))
     ff = try maybeDropout(ff, try mask("ff_mask_1"), p, training)
-    ff = try maybeDropout(try linear(ff, weight: try ctx.v("ff_linear2.weight"), bias: try ctx.v("ff_linear2.bias")), try mask("ff_mask_2"), p, training)
+    ff = try maybeDropout(try linear(ff, weight: try w.v("ff_linear2.weight"), bias: try w.v("ff_linear2.bias")), try mask("ff_mask_2"), p, training)
     return (try bn(try h1 + ff, "norm2"), mixed.kv, att.attn)
 }
 
 let layerMethod = Method("dartsgt.layer") { ctx in
     let h = try ctx.v("h"), ea = try ctx.v("edge_attr")
     let edges = try EdgeList(try ctx.tensor("edge_index"), nodes: h.shape[0], edgeFeatures: ea.shape, op: "dartsgt.layer")
-    let r = try nasLayerForward(ctx, h: h, edges: edges, edgeAttr: ea)
+    let r = try nasLayerForward(WeightSource(ctx), h: h, edges: edges, edgeAttr: ea, alpha: try ctx.v("alpha"))
     return ["out": r.out, "kv": r.kv, "attn": r.attn]
 }

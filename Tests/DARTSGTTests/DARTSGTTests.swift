@@ -18,7 +18,7 @@ let dartsgtProtocols: ProtocolSet = {
     return try! ProtocolSet.load(root: packageRoot())
 }()
 
-let dartsgtIDs = ["dartsgt.gnn", "dartsgt.mixed_op", "dartsgt.attention", "dartsgt.layer", "dartsgt.explain"]
+let dartsgtIDs = ["dartsgt.gnn", "dartsgt.mixed_op", "dartsgt.attention", "dartsgt.layer", "dartsgt.search", "dartsgt.explain"]
 
 func goldenCase(_ method: String, _ name: String) throws -> CaseData {
     let p = try dartsgtProtocols.protocolFor("dartsgt." + method)

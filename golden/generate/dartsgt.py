@@ -75,7 +75,7 @@ def gated_gcn_layer(torch, F, x, edge_index, edge_attr, w, training, dropout_mas
     rm, rv = w["gated.bn.running_mean"].clone(), w["gated.bn.running_var"].clone()
     h = F.batch_norm(h, rm, rv, w["gated.bn.weight"], w["gated.bn.bias"], training=training, momentum=0.1, eps=1e-5)
     h = F.relu(h)
-    if training:
+    if training and dropout_mask is not None:
         h = h * dropout_mask / (1 - p)
     return x + h, rm, rv
 
@@ -144,7 +144,7 @@ def mixed_op_reference(torch, F, experts, alpha, w, bn_w, bn_b, rm, rv, training
     allc = torch.cat(ys, dim=0)
     mu, sd = allc.mean(), allc.std()
     std = [(y - mu) / (sd + 1e-8) for y in ys]
-    dropped = [s * masks[o] / (1 - p) for o, s in enumerate(std)] if training else std
+    dropped = [s * masks[o] / (1 - p) for o, s in enumerate(std)] if training and masks is not None else std
     pi = torch.softmax(alpha, -1)
     kv = sum(pi[o] * dropped[o] for o in range(len(dropped)))
     return kv, torch.stack(std), pi
@@ -270,7 +270,7 @@ def nas_layer_reference(torch, F, t, ei, params):
     d = x.shape[1]
 
     def drop(v, name):
-        return v * t[name] / (1 - p) if training else v
+        return v * t[name] / (1 - p) if training and name in t else v
 
     def bn(v, name):
         return F.batch_norm(v, t[name + ".running_mean"].clone(), t[name + ".running_var"].clone(), t[name + ".weight"],
@@ -296,6 +296,38 @@ def nas_layer_reference(torch, F, t, ei, params):
     return bn(h1 + ff, "norm2"), kv, a
 
 
+def layer_weights(rng, inputs, prefix, d, heads, edge_stream):
+    """The weights and buffers of one NAS layer under prefix + their module names."""
+    def bn_params(name, c):
+        inputs[prefix + name + ".weight"] = 1 + 0.2 * rng.standard_normal(c)
+        inputs[prefix + name + ".bias"] = 0.1 * rng.standard_normal(c)
+        inputs[prefix + name + ".running_mean"] = 0.3 * rng.standard_normal(c)
+        inputs[prefix + name + ".running_var"] = 0.5 + rng.random(c)
+
+    for k in ("0", "2"):
+        inputs[prefix + f"gine.nn.{k}.weight"], inputs[prefix + f"gine.nn.{k}.bias"] = lin(rng, d, d)
+    for k in "ABCDE":
+        inputs[prefix + f"gated.{k}.weight"], inputs[prefix + f"gated.{k}.bias"] = lin(rng, d, d)
+    bn_params("gated.bn", d)
+    inputs[prefix + "gatv2.lin_l.weight"], inputs[prefix + "gatv2.lin_l.bias"] = lin(rng, d, d)
+    inputs[prefix + "gatv2.lin_r.weight"], inputs[prefix + "gatv2.lin_r.bias"] = lin(rng, d, d)
+    inputs[prefix + "gatv2.lin_edge.weight"] = lin(rng, d, d)[0]
+    inputs[prefix + "gatv2.att"] = rng.standard_normal((1, heads, d // heads))
+    inputs[prefix + "gatv2.bias"] = 0.1 * rng.standard_normal(d)
+    inputs[prefix + "alpha"] = 1e-3 * rng.standard_normal(3) + 0.5 * rng.standard_normal(3)
+    bn_params("bn_kv", d)
+    for k in ("W_k", "W_v", "W_o"):
+        inputs[prefix + f"self_attn.{k}.weight"], inputs[prefix + f"self_attn.{k}.bias"] = lin(rng, d, d)
+    bn_params("norm1_attn", d)
+    if edge_stream:
+        inputs[prefix + "edge_processor.0.weight"], inputs[prefix + "edge_processor.0.bias"] = lin(rng, d, d)
+        inputs[prefix + "edge_processor.3.weight"], inputs[prefix + "edge_processor.3.bias"] = lin(rng, d, d)
+        inputs[prefix + "edge_gate"] = np.array(0.1)
+    inputs[prefix + "ff_linear1.weight"], inputs[prefix + "ff_linear1.bias"] = lin(rng, 2 * d, d)
+    inputs[prefix + "ff_linear2.weight"], inputs[prefix + "ff_linear2.bias"] = lin(rng, d, 2 * d)
+    bn_params("norm2", d)
+
+
 @op("dartsgt.layer")
 def layer(case, rng):
     torch = _torch()
@@ -306,34 +338,7 @@ def layer(case, rng):
     edge_index, _ = random_graph(rng, n, e, case["graphs"])
     inputs = {"h": rng.standard_normal((n, d)), "edge_index": edge_index, "edge_attr": rng.standard_normal((e, d))}
 
-    def bn_params(name, c):
-        inputs[name + ".weight"] = 1 + 0.2 * rng.standard_normal(c)
-        inputs[name + ".bias"] = 0.1 * rng.standard_normal(c)
-        inputs[name + ".running_mean"] = 0.3 * rng.standard_normal(c)
-        inputs[name + ".running_var"] = 0.5 + rng.random(c)
-
-    for k in ("0", "2"):
-        inputs[f"gine.nn.{k}.weight"], inputs[f"gine.nn.{k}.bias"] = lin(rng, d, d)
-    for k in "ABCDE":
-        inputs[f"gated.{k}.weight"], inputs[f"gated.{k}.bias"] = lin(rng, d, d)
-    bn_params("gated.bn", d)
-    inputs["gatv2.lin_l.weight"], inputs["gatv2.lin_l.bias"] = lin(rng, d, d)
-    inputs["gatv2.lin_r.weight"], inputs["gatv2.lin_r.bias"] = lin(rng, d, d)
-    inputs["gatv2.lin_edge.weight"] = lin(rng, d, d)[0]
-    inputs["gatv2.att"] = rng.standard_normal((1, heads, d // heads))
-    inputs["gatv2.bias"] = 0.1 * rng.standard_normal(d)
-    inputs["alpha"] = 1e-3 * rng.standard_normal(3) + 0.5 * rng.standard_normal(3)
-    bn_params("bn_kv", d)
-    for k in ("W_k", "W_v", "W_o"):
-        inputs[f"self_attn.{k}.weight"], inputs[f"self_attn.{k}.bias"] = lin(rng, d, d)
-    bn_params("norm1_attn", d)
-    if params.get("edge_stream", 0):
-        inputs["edge_processor.0.weight"], inputs["edge_processor.0.bias"] = lin(rng, d, d)
-        inputs["edge_processor.3.weight"], inputs["edge_processor.3.bias"] = lin(rng, d, d)
-        inputs["edge_gate"] = np.array(0.1)
-    inputs["ff_linear1.weight"], inputs["ff_linear1.bias"] = lin(rng, 2 * d, d)
-    inputs["ff_linear2.weight"], inputs["ff_linear2.bias"] = lin(rng, d, 2 * d)
-    bn_params("norm2", d)
+    layer_weights(rng, inputs, "", d, heads, params.get("edge_stream", 0))
     if training:
         inputs["gated.dropout_mask"] = keep_mask(rng, (n, d), p)
         inputs["gine.dropout_kv_mask"] = keep_mask(rng, (n, d), p)
@@ -353,6 +358,91 @@ def layer(case, rng):
         return {"out": out, "kv": kv, "attn": a}
 
     return inputs, params, fn, grads
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dartsgt.search
+
+
+def graph_batch(rng, prefix, n, e, graphs, d, inputs):
+    edge_index, batch = random_graph(rng, n, e, graphs)
+    inputs[prefix + ".x"] = rng.standard_normal((n, d))
+    inputs[prefix + ".edge_index"] = edge_index
+    inputs[prefix + ".edge_attr"] = rng.standard_normal((e, d))
+    inputs[prefix + ".batch"] = batch
+    inputs[prefix + ".y"] = rng.standard_normal(graphs)
+
+
+def darts_search_reference(torch, F, inputs, groups, heads, steps, edge_stream):
+    """DartsTrainerGraphSparse._train_one_epoch with unrolled = False: per step, ctrl_optim.zero_grad, the validation loss backward,
+    ctrl_optim.step (Adam lr 4e-4, betas (0.5, 0.999), weight decay 1e-3); model_optim.zero_grad, the training loss backward,
+    clip_grad_norm_(model.parameters(), 5) (α is registered in the model, so it is in that list), model_optim.step (Adam lr 0.0025,
+    weight decay 3e-4). Model: the NAS layers (train mode, dropout off), global_mean_pool, Linear(d, 1), L1 loss."""
+    from torch_geometric.nn import global_mean_pool
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items() if (k.startswith("layers.") or k.startswith("head.")) and "running" not in k}
+    buffers = {k: torch.tensor(v) for k, v in inputs.items() if "running" in k}
+    alpha = torch.tensor(inputs["alpha"], requires_grad=True)
+    lp = {"heads": heads, "training": 1, "edge_stream": edge_stream}
+
+    def loss(split):
+        x = torch.tensor(inputs[split + ".x"])
+        ei = torch.tensor(inputs[split + ".edge_index"], dtype=torch.long)
+        ea = torch.tensor(inputs[split + ".edge_attr"])
+        for l, g in enumerate(groups):
+            pre = f"layers.{l}."
+            t = {k[len(pre):]: v for k, v in {**w, **buffers}.items() if k.startswith(pre)}
+            t["h"], t["edge_attr"], t["alpha"] = x, ea, alpha[g]
+            x = nas_layer_reference(torch, F, t, ei, lp)[0]
+        pooled = global_mean_pool(x, torch.tensor(inputs[split + ".batch"], dtype=torch.long))
+        pred = F.linear(pooled, w["head.weight"], w["head.bias"]).view(-1)
+        return F.l1_loss(pred, torch.tensor(inputs[split + ".y"]))
+
+    ctrl = torch.optim.Adam([alpha], 4e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    wopt = torch.optim.Adam(list(w.values()), 0.0025, weight_decay=3e-4)
+    alphas, lv, lt = [], [], []
+    for _ in range(steps):
+        ctrl.zero_grad()
+        v = loss("val")
+        v.backward()
+        ctrl.step()
+        wopt.zero_grad()
+        tr = loss("train")
+        tr.backward()
+        torch.nn.utils.clip_grad_norm_(list(w.values()) + [alpha], 5.0)
+        wopt.step()
+        alphas.append(alpha.detach().clone().numpy())
+        lv.append(v.item())
+        lt.append(tr.item())
+    return alphas, lv, lt, {k: v.detach().numpy() for k, v in w.items()}, alpha.detach().numpy()
+
+
+def discretise_reference(alpha, groups):
+    a = np.asarray(alpha)
+    return np.array([int(np.argmax(np.exp(a[g] - a[g].max()) / np.exp(a[g] - a[g].max()).sum())) for g in groups], dtype=np.int64)
+
+
+@op("dartsgt.search")
+def search(case, rng):
+    torch = _torch()
+    import torch.nn.functional as F
+    d, heads, groups, steps = case["d"], case["params"]["heads"], case["params"]["groups"], case["params"]["steps"]
+    edge_stream = case["params"].get("edge_stream", 0)
+    params = dict(case["params"])
+    params["groups"] = np.array(groups, dtype=np.int64)
+    inputs = {}
+    graph_batch(rng, "train", case["n_train"], case["e_train"], 3, d, inputs)
+    graph_batch(rng, "val", case["n_val"], case["e_val"], 2, d, inputs)
+    for l in range(len(groups)):
+        layer_weights(rng, inputs, f"layers.{l}.", d, heads, edge_stream)
+        del inputs[f"layers.{l}.alpha"]  # α lives in the trainer (one row per group), not in the layer
+    inputs["head.weight"], inputs["head.bias"] = lin(rng, 1, d)
+    inputs["alpha"] = np.array(case["alpha"], dtype=np.float64) if "alpha" in case else 1e-3 * rng.standard_normal((max(groups) + 1, 3))
+    alphas, lv, lt, new, final = darts_search_reference(torch, F, inputs, groups, heads, steps, edge_stream)
+    outs = {"selected_initial": discretise_reference(inputs["alpha"], groups), "selected": discretise_reference(final, groups)}
+    if steps > 0:
+        outs.update({"alphas": np.stack(alphas), "val_loss": np.array(lv), "train_loss": np.array(lt)})
+        outs.update({"new." + k: v for k, v in new.items()})
+    return inputs, params, (lambda **_: outs), []
 
 
 # ---------------------------------------------------------------------------------------------------------------
