@@ -15,7 +15,10 @@ func maybeDropout(_ x: Var, _ mask: Tensor?, _ p: Double, _ training: Bool) thro
 /// One NAS layer (B.1): Y_o from the three candidate operators (GINE and GATv2 through dropout_kv, the GatedGCN with its own
 /// dropout), the mixed op (eq. 3), sparse attention with Q = H (eq. 4), H₁ = BN₁(Drop(Out) + H) (+ σ(g)·Σ_{e→i} MLP_e(X_e) in the
 /// `…Edge` models), H₂ = BN₂(H₁ + Drop(W₂ Drop(ReLU(W₁H₁ + c₁)) + c₂)) (eqs. 5–6). Reads the weights under their module names.
-func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, alpha: Var) throws -> (out: Var, kv: Var, attn: Var) {
+/// With `discrete`, the discretised layer of the final model (discrete_nas_layer_edge.py): KV = BN_kv(Drop(GNN_{op*}(H))), without
+/// the joint standardisation and the expert dropout (spec B.3); `alpha` is then unused.
+func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, alpha: Var?, discrete: GNNOperator? = nil) throws
+    -> (out: Var, kv: Var, attn: Var) {
     let training = try w.flag("training")
     let useMasks = training && w.masks
     let p = useMasks ? try w.double("dropout") : 0
@@ -24,22 +27,30 @@ func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, 
         try batchNorm(x, runningMean: try w.tensor(n + ".running_mean"), runningVar: try w.tensor(n + ".running_var"),
                       weight: try w.v(n + ".weight"), bias: try w.v(n + ".bias"), training: training).y
     }
-    var experts: [Var] = []
-    for op in GNNOperator.allCases {
+    let kvOut: Var
+    if let op = discrete {
         var y = try gnnForward(w, op: op, x: h, edges: edges, edgeAttr: edgeAttr).out
-        if op == .gine { y = try maybeDropout(y, try mask("gine.dropout_kv_mask"), p, training) }
-        if op == .gatv2 { y = try maybeDropout(y, try mask("gatv2.dropout_kv_mask"), p, training) }
-        experts.append(y)
+        if op != .gatedGCN { y = try maybeDropout(y, try mask(op == .gine ? "gine.dropout_kv_mask" : "gatv2.dropout_kv_mask"), p, training) }
+        kvOut = try bn(y, "bn_kv")
+    } else {
+        var experts: [Var] = []
+        for op in GNNOperator.allCases {
+            var y = try gnnForward(w, op: op, x: h, edges: edges, edgeAttr: edgeAttr).out
+            if op == .gine { y = try maybeDropout(y, try mask("gine.dropout_kv_mask"), p, training) }
+            if op == .gatv2 { y = try maybeDropout(y, try mask("gatv2.dropout_kv_mask"), p, training) }
+            experts.append(y)
+        }
+        var masks: [Tensor]?
+        if useMasks {
+            let m = try w.tensor("expert_mask")
+            masks = try (0..<m.shape[0]).map { try m.slice(axis: 0, $0..<($0 + 1)).reshaped(Array(m.shape.dropFirst())) }
+        }
+        let mixed = try mixedOp(experts: experts, alpha: alpha!, bnWeight: try w.v("bn_kv.weight"), bnBias: try w.v("bn_kv.bias"),
+                                runningMean: try w.tensor("bn_kv.running_mean"), runningVar: try w.tensor("bn_kv.running_var"),
+                                training: training, expertMasks: masks, p: useMasks ? try w.double("expert_dropout") : 0)
+        kvOut = mixed.kv
     }
-    var masks: [Tensor]?
-    if useMasks {
-        let m = try w.tensor("expert_mask")
-        masks = try (0..<m.shape[0]).map { try m.slice(axis: 0, $0..<($0 + 1)).reshaped(Array(m.shape.dropFirst())) }
-    }
-    let mixed = try mixedOp(experts: experts, alpha: alpha, bnWeight: try w.v("bn_kv.weight"), bnBias: try w.v("bn_kv.bias"),
-                            runningMean: try w.tensor("bn_kv.running_mean"), runningVar: try w.tensor("bn_kv.running_var"),
-                            training: training, expertMasks: masks, p: useMasks ? try w.double("expert_dropout") : 0)
-    let att = try sparseAttention(h: h, kv: mixed.kv, edges: edges, heads: try w.int("heads"),
+    let att = try sparseAttention(h: h, kv: kvOut, edges: edges, heads: try w.int("heads"),
                                   wk: try w.v("self_attn.W_k.weight"), bk: try w.v("self_attn.W_k.bias"),
                                   wv: try w.v("self_attn.W_v.weight"), bv: try w.v("self_attn.W_v.bias"),
                                   wo: try w.v("self_attn.W_o.weight"), bo: try w.v("self_attn.W_o.bias"),
@@ -56,7 +67,7 @@ func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, 
     var ff = relu(try linear(h1, weight: try w.v("ff_linear1.weight"), bias: try w.v("ff_linear1.bias")))
     ff = try maybeDropout(ff, try mask("ff_mask_1"), p, training)
     ff = try maybeDropout(try linear(ff, weight: try w.v("ff_linear2.weight"), bias: try w.v("ff_linear2.bias")), try mask("ff_mask_2"), p, training)
-    return (try bn(try h1 + ff, "norm2"), mixed.kv, att.attn)
+    return (try bn(try h1 + ff, "norm2"), kvOut, att.attn)
 }
 
 let layerMethod = Method("dartsgt.layer") { ctx in

@@ -155,3 +155,54 @@ func goldenCase(_ method: String, _ name: String) throws -> CaseData {
         #expect(err < 1e-12, "max |f(PH) − P f(H)| = \(err)")
     }
 }
+
+/// `certify graph-audit` on the small trained model of docs/dartsgt/make_trained_model.py: the Swift audit (discrete layers, head
+/// ablation, explainer) equals the PyTorch model's ablation with the NumPy explainer, graph by graph.
+@Suite struct DARTSGTGraphAudit {
+    let dir = packageRoot() + "/docs/dartsgt"
+
+    @Test func auditEqualsPyTorchAblation() throws {
+        let graphs = try loadAuditGraphs(path: dir + "/data.h5")
+        let model = try DiscreteModel.load(path: dir + "/model.h5", d: graphs[0].x.shape[1])
+        let reports = try graphAudit(model: model, graphs: graphs, k: 1)
+        let ref = try File.open(dir + "/audit_reference.h5")
+        let delta = try ref.dataset("delta").readDoubles(), spec = try ref.dataset("specialization").readDoubles()
+        let m = model.ops.count * model.heads
+        var worst = 0.0
+        for (g, r) in reports.enumerated() {
+            for j in 0..<m { worst = Swift.max(worst, Swift.abs(r.delta[j] - delta[g * m + j])) }
+            worst = Swift.max(worst, Swift.abs(r.specialization - spec[g]))
+        }
+        #expect(reports.count == 20 && worst < 1e-10, "max |Swift − PyTorch| over δ and S = \(worst)")
+        // k_heads = 1 (the official default when the config omits it): one top head, so Focus is 0 on every graph.
+        #expect(reports.allSatisfy { $0.focus == 0 && $0.top.count == 1 })
+    }
+
+    @Test func modelMissingALayerIsRefused() throws {
+        let src = try File.open(dir + "/model.h5")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dartsgt-missing-layer-\(getpid()).h5").path
+        try? FileManager.default.removeItem(atPath: path)
+        let out = try File.create(path)
+        for p in try src.root.datasetPaths() where !p.hasPrefix("layers/1/") {
+            let ds = try src.dataset(p)
+            _ = try out.root.write(p, doubles: try ds.readDoubles(), shape: try ds.shape)
+        }
+        try out.flush()
+        var message = ""
+        do { _ = try DiscreteModel.load(path: path, d: 8) } catch { message = "\(error)" }
+        #expect(message.contains(path) && message.contains("/layers/1/") && message.contains("expected shape"), "\(message)")
+        #expect(!message.contains("\n"))
+    }
+
+    @Test func auditJSONAndSVG() throws {
+        let graphs = try loadAuditGraphs(path: dir + "/data.h5")
+        let model = try DiscreteModel.load(path: dir + "/model.h5", d: 8)
+        let reports = try graphAudit(model: model, graphs: Array(graphs.prefix(3)), k: 2)
+        let json = auditJSON(reports, model: model, provenance: ["commit": "test"], k: 2)
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((obj["graphs"] as? [Any])?.count == 3 && obj["summary"] != nil)
+        let svg = auditSVG(reports, layers: 2, heads: 2)
+        #expect(svg.hasPrefix("<svg") && svg.contains("L1H1") && svg.hasSuffix("</svg>\n"))
+    }
+}
+

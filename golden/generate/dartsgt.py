@@ -257,7 +257,7 @@ def attention(case, rng):
 # dartsgt.layer
 
 
-def nas_layer_reference(torch, F, t, ei, params):
+def nas_layer_reference(torch, F, t, ei, params, discrete_op=None):
     """NASLayer.forward (sparse, batch_norm, routing 'nas'): experts (GINE and GATv2 through dropout_kv, the GatedGCN with its own
     dropout), norm1_kv per expert, joint standardisation, expert dropout, Σ π Ŷ, SparseGraphAttention(h, kv), dropout_attn + residual,
     norm1_attn, the edge stream, the FF block and norm2."""
@@ -273,8 +273,22 @@ def nas_layer_reference(torch, F, t, ei, params):
         return v * t[name] / (1 - p) if training and name in t else v
 
     def bn(v, name):
-        return F.batch_norm(v, t[name + ".running_mean"].clone(), t[name + ".running_var"].clone(), t[name + ".weight"],
+        keep = params.get("update_running", 0)  # train the exported model's running statistics in place
+        rm, rv = t[name + ".running_mean"], t[name + ".running_var"]
+        return F.batch_norm(v, rm if keep else rm.clone(), rv if keep else rv.clone(), t[name + ".weight"],
                             t[name + ".bias"], training=training, momentum=0.1, eps=1e-5)
+
+    if discrete_op is not None:  # discrete_nas_layer_edge.py: KV = norm1_kv(dropout_kv(GNN_op*(H))), no standardisation
+        if discrete_op == 0:
+            gine = pygnn.GINEConv(torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.ReLU(), torch.nn.Linear(d, d)), train_eps=False).double()
+            y = drop(functional_call(gine, {k[5:]: t[k] for k in t if k.startswith("gine.nn.")}, (x, ei, ea)), "gine.dropout_kv_mask")
+        elif discrete_op == 1:
+            y = gated_gcn_layer(torch, F, x, ei, ea, t, training, t.get("gated.dropout_mask"), p)[0]
+        else:
+            gat = pygnn.GATv2Conv(d, d // heads, heads=heads, edge_dim=d).double()
+            y = drop(functional_call(gat, {k[6:]: t[k] for k in t if k.startswith("gatv2.") and "mask" not in k}, (x, ei, ea)),
+                     "gatv2.dropout_kv_mask")
+        return discrete_tail(torch, F, t, ei, params, x, ea, bn(y, "bn_kv"), drop, bn)
 
     gine = pygnn.GINEConv(torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.ReLU(), torch.nn.Linear(d, d)), train_eps=False).double()
     y0 = drop(functional_call(gine, {k[5:]: t[k] for k in t if k.startswith("gine.nn.")}, (x, ei, ea)), "gine.dropout_kv_mask")
@@ -284,6 +298,12 @@ def nas_layer_reference(torch, F, t, ei, params):
     kv, _, _ = mixed_op_reference(torch, F, torch.stack([y0, y1, y2]), t["alpha"], None, t["bn_kv.weight"], t["bn_kv.bias"],
                                   t["bn_kv.running_mean"].clone(), t["bn_kv.running_var"].clone(), training, t.get("expert_mask"),
                                   params.get("expert_dropout", 0.0))
+    return discrete_tail(torch, F, t, ei, params, x, ea, kv, drop, bn)
+
+
+def discrete_tail(torch, F, t, ei, params, x, ea, kv, drop, bn):
+    """Steps 4–6 of the layer: sparse attention, dropout_attn + residual, norm1_attn, the edge stream, the FF block, norm2."""
+    heads = params["heads"]
     att, a = sparse_attention_reference(torch, F, x, kv, ei, heads, t, t.get("attn_mask"), params.get("attn_dropout", 0.0))
     h1 = bn(drop(att, "dropout_attn_mask") + x, "norm1_attn")
     if params.get("edge_stream", 0):
