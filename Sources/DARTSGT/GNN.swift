@@ -100,6 +100,8 @@ public struct WeightSource {
     public var double: (String) throws -> Double
     /// Whether train mode reads explicit dropout keep-masks (golden cases) or runs without dropout (p = 0, the search goldens).
     public var masks: Bool
+    /// Receives each BatchNorm's updated running statistics in train mode (name of the module, mean, var); nil ignores them.
+    public var recordRunning: ((String, Tensor, Tensor) -> Void)? = nil
 
     public init(v: @escaping (String) throws -> Var, tensor: @escaping (String) throws -> Tensor, int: @escaping (String) throws -> Int,
                 double: @escaping (String) throws -> Double, masks: Bool) {
@@ -129,6 +131,7 @@ func gnnForward(_ w: WeightSource, op: GNNOperator, x: Var, edges: EdgeList, edg
         let mask = training && w.masks ? try w.tensor("gated.dropout_mask") : nil
         let p = training && w.masks ? try w.double("dropout") : 0
         let r = try gatedGCN(x, edges: edges, edgeAttr: edgeAttr, weights: g, dropoutMask: mask, p: p, training: training)
+        if let m = r.runningMean, let v = r.runningVar { w.recordRunning?("gated.bn", m, v) }
         var extra: [String: Var] = [:]
         if let m = r.runningMean, let v = r.runningVar {
             extra["gated.bn.new_running_mean"] = x.tape.constant(m)

@@ -24,8 +24,10 @@ func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, 
     let p = useMasks ? try w.double("dropout") : 0
     func mask(_ n: String) throws -> Tensor? { useMasks ? try w.tensor(n) : nil }
     func bn(_ x: Var, _ n: String) throws -> Var {
-        try batchNorm(x, runningMean: try w.tensor(n + ".running_mean"), runningVar: try w.tensor(n + ".running_var"),
-                      weight: try w.v(n + ".weight"), bias: try w.v(n + ".bias"), training: training).y
+        let r = try batchNorm(x, runningMean: try w.tensor(n + ".running_mean"), runningVar: try w.tensor(n + ".running_var"),
+                              weight: try w.v(n + ".weight"), bias: try w.v(n + ".bias"), training: training)
+        if let m = r.runningMean, let v = r.runningVar, training { w.recordRunning?(n, m, v) }
+        return r.y
     }
     let kvOut: Var
     if let op = discrete {
@@ -48,6 +50,7 @@ func nasLayerForward(_ w: WeightSource, h: Var, edges: EdgeList, edgeAttr: Var, 
         let mixed = try mixedOp(experts: experts, alpha: alpha!, bnWeight: try w.v("bn_kv.weight"), bnBias: try w.v("bn_kv.bias"),
                                 runningMean: try w.tensor("bn_kv.running_mean"), runningVar: try w.tensor("bn_kv.running_var"),
                                 training: training, expertMasks: masks, p: useMasks ? try w.double("expert_dropout") : 0)
+        if let m = mixed.runningMean, let v = mixed.runningVar { w.recordRunning?("bn_kv", m, v) }
         kvOut = mixed.kv
     }
     let att = try sparseAttention(h: h, kv: kvOut, edges: edges, heads: try w.int("heads"),

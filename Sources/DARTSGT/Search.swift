@@ -11,32 +11,51 @@ public struct GraphBatch {
     public var x: Tensor, edges: EdgeList, edgeAttr: Tensor, graphs: [[Int]], y: Tensor
 }
 
+/// Running statistics that training updates in place (shared by the steps of one model).
+public final class BufferStore: @unchecked Sendable {
+    public var t: [String: Tensor]
+    public init(_ t: [String: Tensor]) { self.t = t }
+}
+
 /// The search model: L NAS layers (layer ℓ uses α row groups[ℓ], the `weight_fix` sharing), mean pooling per graph, Linear(d, 1);
-/// loss L1 (mean). Weights are named layers.<ℓ>.<module name>, head.weight, head.bias.
+/// loss L1 (mean). Weights are named layers.<ℓ>.<module name>, head.weight, head.bias. With `discrete`, the same model with one
+/// operator per layer and no mixed op (the final model); with `store`, BatchNorm running statistics are read from and updated in it.
 public struct SearchModel {
     public var layers: Int, groups: [Int], heads: Int, edgeStream: Bool
     public var buffers: [String: Tensor]
+    public var discrete: [GNNOperator]? = nil
+    public var store: BufferStore? = nil
+    public var training = true
 
-    /// The loss of the model with `w` and `alpha` [G, O] on `batch` (train mode: BatchNorm on batch statistics; no dropout).
-    public func loss(_ w: [String: Var], alpha: Var, batch b: GraphBatch, tape: Tape) throws -> Var {
+    /// The model's output [B] on `batch` (train mode: BatchNorm on batch statistics; no dropout).
+    public func predict(_ w: [String: Var], alpha: Var?, batch b: GraphBatch, tape: Tape) throws -> Var {
         var h = tape.constant(b.x)
         let ea = tape.constant(b.edgeAttr)
         for l in 0..<layers {
             let prefix = "layers.\(l)."
-            let src = WeightSource(
+            let store = self.store, buffers = self.buffers, training = self.training
+            var src = WeightSource(
                 v: { n in guard let v = w[prefix + n] else { throw ShapeError("dartsgt.search", "the model has no weight '\(prefix + n)'") }; return v },
-                tensor: { n in guard let t = self.buffers[prefix + n] else { throw ShapeError("dartsgt.search", "the model has no buffer '\(prefix + n)'") }; return t },
-                int: { n in n == "heads" ? self.heads : n == "training" ? 1 : n == "edge_stream" ? (self.edgeStream ? 1 : 0) : 0 },
+                tensor: { n in
+                    guard let t = store?.t[prefix + n] ?? buffers[prefix + n] else { throw ShapeError("dartsgt.search", "the model has no buffer '\(prefix + n)'") }
+                    return t
+                },
+                int: { n in n == "heads" ? self.heads : n == "training" ? (training ? 1 : 0) : n == "edge_stream" ? (self.edgeStream ? 1 : 0) : 0 },
                 double: { _ in 0 }, masks: false)
-            let a = try reshape(try slice(alpha, axis: 0, groups[l]..<(groups[l] + 1)), [alpha.shape[1]])
-            h = try nasLayerForward(src, h: h, edges: b.edges, edgeAttr: ea, alpha: a).out
+            if let store { src.recordRunning = { n, m, v in store.t[prefix + n + ".running_mean"] = m; store.t[prefix + n + ".running_var"] = v } }
+            let a: Var? = discrete == nil ? try reshape(try slice(alpha!, axis: 0, groups[l]..<(groups[l] + 1)), [alpha!.shape[1]]) : nil
+            h = try nasLayerForward(src, h: h, edges: b.edges, edgeAttr: ea, alpha: a, discrete: discrete?[l]).out
         }
         var pooled: [Var] = []
         for g in b.graphs {
             pooled.append(try mean(try gather(h, axis: 0, index: Tensor(g.map(Double.init))), axes: [0], keepDims: true))
         }
-        let pred = try reshape(try linear(try concatenate(pooled, axis: 0), weight: w["head.weight"]!, bias: w["head.bias"]!), [b.graphs.count])
-        return try l1Loss(pred, target: b.y)
+        return try reshape(try linear(try concatenate(pooled, axis: 0), weight: w["head.weight"]!, bias: w["head.bias"]!), [b.graphs.count])
+    }
+
+    /// The L1 loss of the model with `w` and `alpha` [G, O] on `batch`.
+    public func loss(_ w: [String: Var], alpha: Var?, batch b: GraphBatch, tape: Tape) throws -> Var {
+        try l1Loss(try predict(w, alpha: alpha, batch: b, tape: tape), target: b.y)
     }
 }
 
@@ -62,6 +81,14 @@ public struct SearchTrace {
 public func search(model: SearchModel, weights: [String: Tensor], alpha: Tensor, train: GraphBatch, val: GraphBatch, steps: Int,
                    arcLR: Double = 4e-4, arcWeightDecay: Double = 1e-3, lr: Double = 0.0025, weightDecay: Double = 3e-4,
                    gradClip: Double = 5) throws -> SearchTrace {
+    try search(model: model, weights: weights, alpha: alpha, pairs: Array(repeating: (train, val), count: steps), arcLR: arcLR,
+               arcWeightDecay: arcWeightDecay, lr: lr, weightDecay: weightDecay, gradClip: gradClip)
+}
+
+/// The same steps over a sequence of (train, val) batch pairs (an epoch is zip(D_tr, D_val), B.3).
+public func search(model: SearchModel, weights: [String: Tensor], alpha: Tensor, pairs: [(GraphBatch, GraphBatch)],
+                   arcLR: Double = 4e-4, arcWeightDecay: Double = 1e-3, lr: Double = 0.0025, weightDecay: Double = 3e-4,
+                   gradClip: Double = 5) throws -> SearchTrace {
     let names = weights.keys.sorted()
     let wParams = names.map { Parameter($0, weights[$0]!) }
     let aParam = Parameter("alpha", alpha)
@@ -77,7 +104,7 @@ public func search(model: SearchModel, weights: [String: Tensor], alpha: Tensor,
         let g = try tape.gradients(of: loss, wrt: names.map { w[$0]! } + [a])
         return (loss.value.data[0], Array(g.dropLast()), g.last!)
     }
-    for _ in 0..<steps {
+    for (train, val) in pairs {
         let (lv, _, ga) = try run(val)
         try adamA.step(grads: [ga])
         let (lt, gw, gaT) = try run(train)
