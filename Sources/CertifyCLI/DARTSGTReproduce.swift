@@ -15,6 +15,7 @@ struct DARTSGTReproduce: ParsableCommand {
     @Option(help: "Search epochs (each zip(D_tr, D_val)).") var searchEpochs: Int = 6
     @Option(help: "Retraining epochs of every discrete model.") var trainEpochs: Int = 25
     @Option(help: "Write the results as JSON.") var json: String?
+    @Flag(help: "Only time the search (bench/dartsgt_search_bench.py).") var searchOnly = false
 
     func run() throws {
         let list = seeds.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
@@ -24,7 +25,8 @@ struct DARTSGTReproduce: ParsableCommand {
         var rows: [String] = [], alphas: [String] = []
         for s in list {
             let t0 = Date()
-            let r = try reproduceSeed(seed: s, searchEpochs: searchEpochs, trainEpochs: trainEpochs) { stderr($0 + "\n") }
+            let r = try reproduceSeed(seed: s, searchEpochs: searchEpochs, trainEpochs: trainEpochs, searchOnly: searchOnly) { stderr($0 + "\n") }
+            if searchOnly { print(String(format: "search_seconds_per_epoch %.4f", r.searchSeconds / Double(Swift.max(searchEpochs, 1)))); continue }
             let secs = Date().timeIntervalSince(t0)
             let pi = try (0..<r.alpha.shape[0]).map { l in try r.alpha.slice(axis: 0, l..<(l + 1)).reshaped([3]).softmax(axis: 0).data }
             alphas.append("    {\"seed\": \(s), \"seconds\": \(String(format: "%.1f", secs)), \"pi\": \(pi.map { "[" + $0.map { String(format: "%.6f", $0) }.joined(separator: ", ") + "]" })}")

@@ -272,17 +272,19 @@ let explainMethod = Method("dartsgt.explain", properties: [
     let pred = try ctx.tensor("predictions"), y = try ctx.tensor("y")
     guard pred.rank == 2, pred.shape[0] >= 2 else { throw ShapeError(op, "predictions has shape \(pred.shape); expected [1 + M, T] (row 0 the full model)") }
     let m = pred.shape[0] - 1, t = pred.shape[1]
+    guard t >= 1 else { throw ShapeError(op, "predictions has shape \(pred.shape); expected [1 + M, T] with T ≥ 1") }
     guard let task = ExplainTask(rawValue: try ctx.int("task")) else { throw ShapeError(op, "task must be 0, 1, 2 or 3") }
     guard y.rank == 1, y.count == (task == .multiclass ? 1 : t) else {
         throw ShapeError(op, "y has shape \(y.shape); expected [\(task == .multiclass ? 1 : t)]")
     }
     let k = try ctx.int("k_heads")
-    guard k >= 1 else { throw ShapeError(op, "k_heads must be ≥ 1, got \(k)") }
+    guard k >= 1, k <= 1 << 16 else { throw ShapeError(op, "k_heads must be in 1...65536, got \(k)") }
     var maps: [[Double]] = []
     let n: Int
     if try ctx.int("sparse") != 0 {
         let w = try ctx.tensor("attn_edges")
         n = try ctx.int("num_nodes")
+        try Budget.require(elements: Double(m) * Double(n) * Double(n), "dartsgt.explain's \(m) attention maps of \(n)×\(n) nodes")
         let edges = try EdgeList(try ctx.tensor("edge_index"), nodes: n, op: op)
         guard w.shape == [m, edges.count] else { throw ShapeError(op, "attn_edges has shape \(w.shape); expected [M, E] = [\(m), \(edges.count)]") }
         for h in 0..<m { maps.append(sparseAttentionMatrix(Array(w.data[(h * edges.count)..<((h + 1) * edges.count)]), edges: edges)) }

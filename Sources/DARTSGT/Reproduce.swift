@@ -90,7 +90,8 @@ public struct ArmResult: Sendable {
 
 /// One seed: search → discretise → retrain, the uniform and random baselines, test MAE and the explainer medians (k = 2).
 public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int = 2, searchEpochs: Int = 6, trainEpochs: Int = 25,
-                          batchSize: Int = 16, progress: (String) -> Void = { _ in }) throws -> (alpha: Tensor, arms: [ArmResult]) {
+                          batchSize: Int = 16, searchOnly: Bool = false,
+                          progress: (String) -> Void = { _ in }) throws -> (alpha: Tensor, arms: [ArmResult], searchSeconds: Double) {
     var rng = RNG(seed: 1000 + seed)
     let all = sbmGraphs(count: 120, d: d, rng: &rng)
     let trainSet = Array(all[0..<80]), test = Array(all[80..<120])
@@ -103,7 +104,12 @@ public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int 
     let alpha0 = rng.normalTensor([layers, 3]) * 1e-3
     let searchModel = SearchModel(layers: layers, groups: groups, heads: heads, edgeStream: true, buffers: init0.buffers, store: BufferStore(init0.buffers))
     progress("seed \(seed): search (\(pairs.count) steps)")
+    let t0 = Date()
     let trace = try search(model: searchModel, weights: init0.weights, alpha: alpha0, pairs: pairs)
+    let searchSeconds = Date().timeIntervalSince(t0)
+    progress(String(format: "seed %d: search of %d epochs (%d steps) took %.2f s, %.3f s per epoch", Int(seed), searchEpochs, pairs.count,
+                    searchSeconds, searchSeconds / Double(Swift.max(searchEpochs, 1))))
+    if searchOnly { return (trace.alphas.last ?? alpha0, [], searchSeconds) }
     let alpha = trace.alphas.last ?? alpha0
     let chosen = try discretise(alpha, groups: groups)
     var arms: [(String, [Int])] = [("DARTS-GT (searched)", chosen)]
@@ -135,5 +141,5 @@ public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int 
         results.append(ArmResult(arm: name, ops: ops, testMAE: mae, specializationMedian: summary(reports.map(\.specialization)).median,
                                  focusMedian: summary(reports.map(\.focus)).median))
     }
-    return (alpha, results)
+    return (alpha, results, searchSeconds)
 }

@@ -50,7 +50,8 @@ public struct SearchModel {
         for g in b.graphs {
             pooled.append(try mean(try gather(h, axis: 0, index: Tensor(g.map(Double.init))), axes: [0], keepDims: true))
         }
-        return try reshape(try linear(try concatenate(pooled, axis: 0), weight: w["head.weight"]!, bias: w["head.bias"]!), [b.graphs.count])
+        guard let hw = w["head.weight"], let hb = w["head.bias"] else { throw ShapeError("dartsgt.search", "the model has no head.weight / head.bias") }
+        return try reshape(try linear(try concatenate(pooled, axis: 0), weight: hw, bias: hb), [b.graphs.count])
     }
 
     /// The L1 loss of the model with `w` and `alpha` [G, O] on `batch`.
@@ -153,6 +154,10 @@ let searchMethod = Method("dartsgt.search", properties: [
     let model = SearchModel(layers: groups.count, groups: groups, heads: try ctx.int("heads"), edgeStream: try ctx.int("edge_stream", default: 0) != 0,
                             buffers: buffers)
     let steps = try ctx.int("steps")
+    guard steps >= 0, steps <= 1000 else { throw ShapeError("dartsgt.search", "steps must be in 0...1000, got \(steps)") }
+    guard weights["head.weight"] != nil, weights["head.bias"] != nil else {
+        throw ShapeError("dartsgt.search", "head.weight [1, d] and head.bias [1] are required")
+    }
     let trace = try search(model: model, weights: weights, alpha: alpha, train: try batchFrom(ctx, "train"), val: try batchFrom(ctx, "val"), steps: steps)
     var out: [String: Var] = [
         "selected_initial": ctx.constant(Tensor(try discretise(alpha, groups: groups).map(Double.init))),
