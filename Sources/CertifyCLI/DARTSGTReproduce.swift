@@ -29,7 +29,7 @@ struct DARTSGTReproduce: ParsableCommand {
             if searchOnly { print(String(format: "search_seconds_per_epoch %.4f", r.searchSeconds / Double(Swift.max(searchEpochs, 1)))); continue }
             let secs = Date().timeIntervalSince(t0)
             let pi = try (0..<r.alpha.shape[0]).map { l in try r.alpha.slice(axis: 0, l..<(l + 1)).reshaped([3]).softmax(axis: 0).data }
-            alphas.append("    {\"seed\": \(s), \"seconds\": \(String(format: "%.1f", secs)), \"pi\": \(pi.map { "[" + $0.map { String(format: "%.6f", $0) }.joined(separator: ", ") + "]" })}")
+            alphas.append("    {\"seed\": \(s), \"seconds\": \(String(format: "%.1f", secs)), \"pi\": [\(pi.map { "[" + $0.map { String(format: "%.6f", $0) }.joined(separator: ", ") + "]" }.joined(separator: ", "))]}")
             for a in r.arms {
                 print(String(format: "seed %d  %-24@ ops %@  test MAE %.4f  S median %.4g  F median %.3f", s, a.arm as NSString,
                              a.ops.map(String.init).joined(separator: ",") as NSString, a.testMAE, a.specializationMedian, a.focusMedian))

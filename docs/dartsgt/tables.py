@@ -57,7 +57,8 @@ def render(doc):
         out.append(f"| {a} | {ops} | {m:.4f} ± {se:.4f} | {sp:.4g} | {fo:.3f} |")
     out += ["", "Search outcome per seed (π = softmax(α) per layer after the search):", ""]
     for srch in doc["search"]:
-        pis = "; ".join("[" + ", ".join(f"{p:.4f}" for p in layer) + "]" for layer in srch["pi"])
+        layers = [json.loads(l) if isinstance(l, str) else l for l in srch["pi"]]  # older files hold each layer as a string
+        pis = "; ".join("[" + ", ".join(f"{p:.4f}" for p in layer) + "]" for layer in layers)
         out.append(f"- seed {srch['seed']}: π {pis} ({srch['seconds']} s for the seed)")
     searched = [a for a in arms if a.startswith("DARTS")][0]
     uniform = [a for a in arms if a.startswith("uniform")]
@@ -66,13 +67,20 @@ def render(doc):
     margin = 2 * math.sqrt(ses ** 2 + seb ** 2)
     verdict = "reproduced" if ms <= mb else ("refuted" if ms - mb > margin else "inconclusive")
     het = sum(1 for r in rows if r["arm"] == searched and len(set(r["ops"])) > 1)
+    spread = max(max(l) - min(l) for srch in doc["search"] for l in
+                 [json.loads(x) if isinstance(x, str) else x for x in srch["pi"]])
     rnd = [a for a in arms if a.startswith("random")][0]
     out += ["", "## Verdicts", "",
             f"- **DARTS-GT ≥ the best uniform choice**: searched {ms:.4f} ± {ses:.4f} vs best uniform ({best}) {mb:.4f} ± {seb:.4f}; "
             f"random per layer {mae[rnd][0]:.4f} ± {mae[rnd][1]:.4f}. Verdict: **{verdict}** (rule in tables.py; 2·SE of the difference = {margin:.4f}).",
-            f"- **Heterogeneous selections**: the search chose different operators in different layers in {het} of {len(seeds)} seeds. "
-            + ("Verdict: **not reproduced** on this task (the search settled on one operator everywhere)." if het == 0 else
-               "Verdict: **reproduced** on this task for those seeds."),
+            f"- **Heterogeneous selections**: the search chose different operators in different layers in {het} of {len(seeds)} seeds; "
+            f"the largest gap between two π of a layer is {spread:.4f}. "
+            + ("Verdict: **inconclusive**: every π is within 0.01 of uniform, so the argmax is decided by noise-level differences "
+               "(the spec's B.8 observation about the official logs, reproduced here), not by a clear preference."
+               if spread < 0.01 else
+               ("Verdict: **not reproduced** on this task." if het == 0 else "Verdict: **reproduced** on this task for those seeds.")),
+            "- Focus is 1 on almost every graph because the top set has max(1, ⌊n/10⌋) = 1 node for graphs of 10–16 nodes, and the two",
+            "  chosen heads' row-normalised sparse maps receive most weight at the same node.",
             "- **Interpretability ranges**: the paper's medians (MolHIV S 0.00124 / F 0.555; Peptides-struct 0.044 / 0.129) are for",
             "  other data sets and models; the table gives this task's values. Not comparable; no verdict.",
             "", "These are CPU-sized runs of a synthetic task, not the paper's benchmarks; they test the method's mechanics and the",
