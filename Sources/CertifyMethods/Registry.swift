@@ -2,12 +2,13 @@
 // paper's folder holds one file per method.
 
 import Certification
+import DARTSGT
 import IADG
 import InputGradients
 import LAVA
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + dartsgtMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }

@@ -43,6 +43,7 @@ func scratchDir(_ name: String) -> String {
             { ["audit", "--method", "gradient", "--json", d + "/fine.json", "--svg", $0] },
             { ["audit", "--method", "gradient", "--json", d + "/fine.json", "--html", $0] },
             { ["bench", "--only", "matmul", "--json-out", $0] },
+            { ["graph-audit", "--model", packageRoot() + "/docs/dartsgt/model.h5", "--data", packageRoot() + "/docs/dartsgt/data.h5", "--json", d + "/fine.json", "--svg", $0] },
         ]
         for target in [dir, fifo, link] {
             for make in commands {

@@ -102,7 +102,7 @@ extension Strictness {
     /// declared by a protocol registered in the same file, or by one of the same paper for helper files.
     @Test func sourcesReadOnlyDeclaredNames() throws {
         let root = protocolSet.root + "/Sources"
-        let modules = ["CertifyMethods": "core", "IADG": "iadg", "InputGradients": "input_gradients", "LAVA": "lava"]
+        let modules = ["CertifyMethods": "core", "IADG": "iadg", "InputGradients": "input_gradients", "LAVA": "lava", "DARTSGT": "dartsgt"]
         let read = try NSRegularExpression(pattern: #"(?:ctx|data)\.(?:v|optionalV|tensor|int|ints|double|bool|string|has)\("([^"\\]+)""#)
         let enumRead = try NSRegularExpression(pattern: #"enumParam\(ctx, "([^"\\]+)""#)
         let registered = try NSRegularExpression(pattern: #"Method\("([a-z_0-9]+\.[a-z_0-9]+)""#)
