@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "IADG", targets: ["IADG"]),
         .library(name: "InputGradients", targets: ["InputGradients"]),
         .library(name: "LAVA", targets: ["LAVA"]),
+        .library(name: "L2G", targets: ["L2G"]),
         .library(name: "Ops", targets: ["Ops"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "HDF5", targets: ["HDF5"]),
@@ -33,9 +34,10 @@ let package = Package(
         .target(name: "IADG", dependencies: ["Certification", "Ops", "Tensor"]),
         .target(name: "InputGradients", dependencies: ["Certification", "Ops", "Tensor", "HDF5", "CZlib"]),
         .target(name: "LAVA", dependencies: ["Certification", "Ops", "Tensor", "HDF5"]),
-        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA"]),
+        .target(name: "L2G", dependencies: ["Certification", "Ops", "Tensor"]),
+        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA", "L2G"]),
         .executableTarget(name: "CertifyCLI", dependencies: [
-            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA",
+            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA", "L2G",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
@@ -50,6 +52,8 @@ let package = Package(
         .testTarget(name: "InputGradientsTests", dependencies: ["InputGradients", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
             .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "LAVATests", dependencies: ["LAVA", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "L2GTests", dependencies: ["L2G", "Certification", "CertifyMethods", "Ops", "Tensor",
             .product(name: "PropertyBased", package: "swift-property-based")]),
     ]
 )

@@ -5,9 +5,10 @@ import Certification
 import IADG
 import InputGradients
 import LAVA
+import L2G
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + l2gMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }

@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+# certify-venv: runs in golden/.venv (pycocotools 2.0.8 for the YouTube-VIS AP; `make venv`)
+"""Reference generator for Local2Global (protocols/l2g/*.yaml): pycocotools' COCOeval with the two documented
+YouTube-VIS changes (spatio-temporal mask IoU, the 128²/256² area ranges) for l2g.vis_ap; SciPy's
+linear_sum_assignment and PyTorch (grid_sample, cross_entropy, binary_cross_entropy_with_logits,
+MultiheadAttention, LayerNorm, Linear) in Float64 for the matcher, the losses, the aligner and the propagation.
+
+usage: golden/.venv/bin/python golden/generate/l2g.py [--out DIR] [PROTOCOL-ID ...]
+
+Each protocol id has one function registered with @op(<id>); it receives the case entry from the protocol and a
+seeded NumPy Generator and returns a dict with inputs, params, outputs and, where gradients are certified,
+cotangents and grads. Every random draw is an input of the case. No output of Certify is read.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main  # noqa: E402
+
+GENERATOR = "golden/generate/l2g.py"
+
+
+def _torch():
+    import torch
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    return torch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# l2g.vis_ap — pycocotools COCOeval with the spatio-temporal IoU and the YouTube-VIS area ranges
+
+def rle_counts(mask):
+    """Uncompressed COCO RLE counts of a dense [H, W] mask: column-major runs, starting with zeros."""
+    flat = np.asarray(mask, dtype=np.uint8).flatten(order="F")
+    counts, cur, run = [], 0, 0
+    for v in flat:
+        if v != cur:
+            counts.append(run)
+            run, cur = 0, v
+        run += 1
+    counts.append(run)
+    return counts
+
+
+def _blob(rng, h, w, cy, cx, ry, rx, kind):
+    yy, xx = np.mgrid[0:h, 0:w]
+    if kind == 0:
+        m = ((yy - cy) / max(ry, 0.5)) ** 2 + ((xx - cx) / max(rx, 0.5)) ** 2 <= 1.0
+    else:
+        m = (np.abs(yy - cy) <= ry) & (np.abs(xx - cx) <= rx)
+    return m
+
+
+def _track(rng, t, h, w, empty_prob, scale):
+    """A moving shape over t frames; some frames empty."""
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    vy, vx = rng.normal(0, 1.5, 2)
+    ry, rx = rng.uniform(0.1, 0.35, 2) * np.array([h, w]) * scale
+    kind = int(rng.integers(0, 2))
+    frames = []
+    for f in range(t):
+        if rng.uniform() < empty_prob:
+            frames.append(np.zeros((h, w), bool))
+            continue
+        frames.append(_blob(rng, h, w, cy + vy * f, cx + vx * f, ry, rx, kind))
+    return frames
+
+
+def _perturb(rng, frames, flip, shift):
+    out = []
+    for m in frames:
+        m2 = np.roll(m, (int(rng.integers(-shift, shift + 1)), int(rng.integers(-shift, shift + 1))), axis=(0, 1))
+        noise = rng.uniform(size=m.shape) < flip
+        out.append(np.logical_xor(m2, noise & (rng.uniform(size=m.shape) < 0.5)))
+    return out
+
+
+def _vis_dataset(case, rng):
+    V, K, T, H, W = case["videos"], case["categories"], case["frames"], case["height"], case["width"]
+    kind = case["kind"]
+    gts, dts = [], []
+    empty_prob = 0.3 if kind == "empty_frames" else 0.05
+    scale = case.get("scale", 1.0)
+    for v in range(V):
+        ng = int(rng.integers(1, case.get("max_gt", 4) + 1))
+        for _ in range(ng):
+            c = int(rng.integers(1, K + (0 if kind == "category_without_gt" else 1)))
+            crowd = kind == "crowd" and rng.uniform() < 0.3
+            fr = _track(rng, T, H, W, empty_prob, scale)
+            if kind == "area_ranges":
+                side = int(rng.choice([120, 128, 129, 200, 256, 257, 290]))
+                fr = [np.zeros((H, W), bool) for _ in range(T)]
+                y0, x0 = int(rng.integers(0, H - side)), int(rng.integers(0, W - side))
+                for f in range(T):
+                    if f == 0 or rng.uniform() < 0.7:
+                        fr[f][y0:y0 + side, x0:x0 + side] = True
+            gts.append(dict(video=v, cat=c, crowd=int(crowd), frames=fr))
+            if kind == "videos_without_detections" and v % 2 == 1:
+                continue
+            for _ in range(int(rng.integers(0, 3))):
+                dfr = _perturb(rng, fr, case.get("flip", 0.01), case.get("shift", 1))
+                dc = c if rng.uniform() < 0.85 else int(rng.integers(1, K + 1))
+                dts.append(dict(video=v, cat=dc, score=float(rng.uniform()), frames=dfr))
+        if kind == "videos_without_detections" and v % 2 == 1:
+            continue
+        for _ in range(int(rng.integers(0, case.get("max_fp", 3) + 1))):
+            dts.append(dict(video=v, cat=int(rng.integers(1, K + 1)), score=float(rng.uniform() * 0.8),
+                            frames=_track(rng, T, H, W, empty_prob, scale)))
+    if kind == "many_detections":
+        g = gts[0]
+        for _ in range(130):
+            dts.append(dict(video=g["video"], cat=g["cat"], score=float(rng.uniform()),
+                            frames=_perturb(rng, g["frames"], 0.05, 3)))
+    if kind == "perfect":
+        dts = [dict(video=g["video"], cat=g["cat"], score=float(rng.uniform() * 0.5 + 0.5), frames=g["frames"]) for g in gts]
+    if kind in ("score_ties", "many_detections"):
+        for d in dts:
+            d["score"] = float(np.round(d["score"] * 4) / 4)
+    order = rng.permutation(len(dts))
+    dts = [dts[i] for i in order]
+    return V, K, T, H, W, gts, dts
+
+
+def _flat(tracks, T):
+    counts, offsets = [], [0]
+    for tr in tracks:
+        for f in range(T):
+            counts += rle_counts(tr["frames"][f])
+            offsets.append(len(counts))
+    return np.array(counts, np.float64), np.array(offsets, np.float64)
+
+
+def _ytvis_eval(V, K, T, H, W, gts, dts):
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def compressed(frames):
+        return [mask_utils.frPyObjects({"size": [H, W], "counts": rle_counts(m)}, H, W) for m in frames]
+
+    def mean_nonzero(areas):
+        nz = [a for a in areas if a]
+        return np.array(nz).mean() if nz else 0
+
+    def coco(anns):
+        c = COCO()
+        c.dataset = {"images": [{"id": v + 1} for v in range(V)], "categories": [{"id": k + 1} for k in range(K)],
+                     "annotations": anns}
+        c.createIndex()
+        return c
+
+    gt_anns = []
+    for i, g in enumerate(gts):
+        segs = compressed(g["frames"])
+        areas = [int(np.count_nonzero(m)) for m in g["frames"]]  # the JSON `areas`
+        gt_anns.append({"id": i + 1, "image_id": g["video"] + 1, "category_id": g["cat"], "iscrowd": g["crowd"],
+                        "segs": segs, "area": mean_nonzero(areas)})
+    dt_anns = []
+    for i, d in enumerate(dts):
+        segs = compressed(d["frames"])
+        areas = [mask_utils.area(s) for s in segs]  # the detections' areas come from their masks (ytvos loadRes)
+        dt_anns.append({"id": i + 1, "image_id": d["video"] + 1, "category_id": d["cat"], "iscrowd": 0,
+                        "score": d["score"], "segs": segs, "area": mean_nonzero(areas)})
+
+    class SpatioTemporalEval(COCOeval):
+        """COCOeval with the YouTube-VIS changes: a track's IoU sums per-frame intersections and unions."""
+
+        def computeIoU(self, imgId, catId):
+            gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
+            if not gt and not dt:
+                return []
+            dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")][: self.params.maxDets[-1]]
+            out = np.zeros((len(dt), len(gt)))
+            for a, d in enumerate(dt):
+                for b, g in enumerate(gt):
+                    inter = union = 0.0
+                    for ds, gs in zip(d["segs"], g["segs"]):
+                        da, ga = mask_utils.area(ds), mask_utils.area(gs)
+                        if da and ga:
+                            inter += mask_utils.area(mask_utils.merge([ds, gs], intersect=True))
+                            union += mask_utils.area(mask_utils.merge([ds, gs], intersect=False))
+                        elif ga:
+                            union += ga
+                        elif da:
+                            union += da
+                    out[a, b] = inter / union if union > 0 else 0.0
+            return out
+
+    E = SpatioTemporalEval(coco(gt_anns), coco(dt_anns), iouType="bbox")  # 'bbox': no polygon conversion; IoU overridden
+    E.params.areaRng = [[0 ** 2, 1e5 ** 2], [0 ** 2, 128 ** 2], [128 ** 2, 256 ** 2], [256 ** 2, 1e5 ** 2]]
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    prec = E.eval["precision"]
+    ap_cat = np.full((prec.shape[0], K), -1.0)
+    for t in range(prec.shape[0]):
+        for k in range(K):
+            s = prec[t, :, k, 0, 2]
+            if len(s[s > -1]):
+                ap_cat[t, k] = np.mean(s[s > -1])
+    return {"stats": np.asarray(E.stats, np.float64), "precision": prec[:, :, :, 0, 2].copy(),
+            "recall": E.eval["recall"].copy(), "ap_per_category": ap_cat,
+            "iou_thresholds": np.asarray(E.params.iouThrs, np.float64), "recall_thresholds": np.asarray(E.params.recThrs, np.float64)}
+
+
+def vis_case(case, rng):
+    V, K, T, H, W, gts, dts = _vis_dataset(case, rng)
+    gc, go = _flat(gts, T)
+    dc, do = _flat(dts, T)
+    inputs = {
+        "gt_counts": gc, "gt_offsets": go,
+        "gt_areas": np.array([[float(np.count_nonzero(m)) for m in g["frames"]] for g in gts], np.float64),
+        "gt_video": np.array([g["video"] for g in gts], np.float64), "gt_category": np.array([g["cat"] for g in gts], np.float64),
+        "gt_iscrowd": np.array([g["crowd"] for g in gts], np.float64),
+        "dt_counts": dc, "dt_offsets": do, "dt_video": np.array([d["video"] for d in dts], np.float64),
+        "dt_category": np.array([d["cat"] for d in dts], np.float64), "dt_score": np.array([d["score"] for d in dts], np.float64),
+    }
+    params = {"num_videos": V, "num_categories": K, "frames": T, "height": H, "width": W}
+    return inputs, params, _ytvis_eval(V, K, T, H, W, gts, dts)
+
+
+@op("l2g.vis_ap")
+def vis_ap(case, rng):
+    inputs, params, outputs = vis_case(case, rng)
+    return {"inputs": inputs, "params": params, "outputs": outputs}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+REFERENCES = {
+    "l2g.vis_ap": ("pycocotools",),
+    "l2g.matcher": ("torch", "scipy"),
+}
+
+
+def generate(pid, out_root):
+    proto = load_protocol(pid)
+    libs = REFERENCES.get(pid, ("torch",))
+    if "pycocotools" in libs:
+        from importlib.metadata import version  # pycocotools has no __version__
+        ref = library_versions(*[n for n in libs if n != "pycocotools"]) + f", pycocotools {version('pycocotools')}"
+    else:
+        ref = library_versions(*libs)
+    w = GoldenWriter(pid, out_root, GENERATOR, ref)
+    for case in proto["cases"]:
+        rng = rng_for(pid, case["name"])
+        r = OPS[pid](case, rng)
+        w.case(case["name"], r["inputs"], r.get("params", {}), r["outputs"], r.get("cotangents"), r.get("grads"), r.get("attrs"))
+    w.close()
+
+
+if __name__ == "__main__":
+    run_main("l2g.py", generate)
