@@ -35,14 +35,9 @@ def _torch():
 def rle_counts(mask):
     """Uncompressed COCO RLE counts of a dense [H, W] mask: column-major runs, starting with zeros."""
     flat = np.asarray(mask, dtype=np.uint8).flatten(order="F")
-    counts, cur, run = [], 0, 0
-    for v in flat:
-        if v != cur:
-            counts.append(run)
-            run, cur = 0, v
-        run += 1
-    counts.append(run)
-    return counts
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+    runs = np.diff(edges).tolist()
+    return ([0] + runs) if flat.size and flat[0] == 1 else runs
 
 
 def _blob(rng, h, w, cy, cx, ry, rx, kind):
@@ -133,6 +128,43 @@ def _flat(tracks, T):
     return np.array(counts, np.float64), np.array(offsets, np.float64)
 
 
+def spatio_temporal_eval_class():
+    """COCOeval with the YouTube-VIS changes: a track's IoU sums per-frame intersections and unions of pycocotools masks
+    (annotations carry their per-frame compressed RLEs, None for absent frames, under "segs")."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.cocoeval import COCOeval
+
+    class SpatioTemporalEval(COCOeval):
+        """COCOeval with the YouTube-VIS changes: a track's IoU sums per-frame intersections and unions."""
+
+        def computeIoU(self, imgId, catId):
+            gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
+            if not gt and not dt:
+                return []
+            dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")][: self.params.maxDets[-1]]
+            out = np.zeros((len(dt), len(gt)))
+            for a, d in enumerate(dt):
+                for b, g in enumerate(gt):
+                    inter = union = 0.0
+                    for ds, gs in zip(d["segs"], g["segs"]):
+                        da = mask_utils.area(ds) if ds is not None else 0
+                        ga = mask_utils.area(gs) if gs is not None else 0
+                        if da and ga:
+                            inter += mask_utils.area(mask_utils.merge([ds, gs], intersect=True))
+                            union += mask_utils.area(mask_utils.merge([ds, gs], intersect=False))
+                        elif ga:
+                            union += ga
+                        elif da:
+                            union += da
+                    out[a, b] = inter / union if union > 0 else 0.0
+            return out
+
+    return SpatioTemporalEval
+
+
+YTVIS_AREA_RANGES = [[0 ** 2, 1e5 ** 2], [0 ** 2, 128 ** 2], [128 ** 2, 256 ** 2], [256 ** 2, 1e5 ** 2]]
+
+
 def _ytvis_eval(V, K, T, H, W, gts, dts):
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
@@ -165,32 +197,8 @@ def _ytvis_eval(V, K, T, H, W, gts, dts):
         dt_anns.append({"id": i + 1, "image_id": d["video"] + 1, "category_id": d["cat"], "iscrowd": 0,
                         "score": d["score"], "segs": segs, "area": mean_nonzero(areas)})
 
-    class SpatioTemporalEval(COCOeval):
-        """COCOeval with the YouTube-VIS changes: a track's IoU sums per-frame intersections and unions."""
-
-        def computeIoU(self, imgId, catId):
-            gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
-            if not gt and not dt:
-                return []
-            dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")][: self.params.maxDets[-1]]
-            out = np.zeros((len(dt), len(gt)))
-            for a, d in enumerate(dt):
-                for b, g in enumerate(gt):
-                    inter = union = 0.0
-                    for ds, gs in zip(d["segs"], g["segs"]):
-                        da, ga = mask_utils.area(ds), mask_utils.area(gs)
-                        if da and ga:
-                            inter += mask_utils.area(mask_utils.merge([ds, gs], intersect=True))
-                            union += mask_utils.area(mask_utils.merge([ds, gs], intersect=False))
-                        elif ga:
-                            union += ga
-                        elif da:
-                            union += da
-                    out[a, b] = inter / union if union > 0 else 0.0
-            return out
-
-    E = SpatioTemporalEval(coco(gt_anns), coco(dt_anns), iouType="bbox")  # 'bbox': no polygon conversion; IoU overridden
-    E.params.areaRng = [[0 ** 2, 1e5 ** 2], [0 ** 2, 128 ** 2], [128 ** 2, 256 ** 2], [256 ** 2, 1e5 ** 2]]
+    E = spatio_temporal_eval_class()(coco(gt_anns), coco(dt_anns), iouType="bbox")  # 'bbox': no polygon conversion; IoU overridden
+    E.params.areaRng = YTVIS_AREA_RANGES
     import contextlib
     import io
     with contextlib.redirect_stdout(io.StringIO()):
