@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main  # noqa: E402
+from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main, torch_grads  # noqa: E402
 
 GENERATOR = "golden/generate/l2g.py"
 
@@ -237,6 +237,215 @@ def vis_case(case, rng):
 def vis_ap(case, rng):
     inputs, params, outputs = vis_case(case, rng)
     return {"inputs": inputs, "params": params, "outputs": outputs}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# l2g.matcher — torch grid_sample / softmax / BCE-with-logits for the cost, scipy linear_sum_assignment for the matching
+
+
+def point_sample(torch, x, pts):
+    """Mask2Former's point_sample: grid_sample(x[:, None], 2·pts − 1, bilinear, zeros, align_corners=False) → [N, P]."""
+    grid = 2.0 * pts - 1.0
+    out = torch.nn.functional.grid_sample(x[:, None], grid[:, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, 0, :, 0]
+
+
+def matching_cost(torch, logits, pl, pt, labels, wc, wm, wd):
+    F = torch.nn.functional
+    cls = -logits.softmax(-1)[:, labels]
+    pos = F.binary_cross_entropy_with_logits(pl, torch.ones_like(pl), reduction="none")
+    neg = F.binary_cross_entropy_with_logits(pl, torch.zeros_like(pl), reduction="none")
+    ce = (pos @ pt.T + neg @ (1 - pt).T) / pl.shape[1]
+    s = pl.sigmoid()
+    dice = 1 - (2 * (s @ pt.T) + 1) / (s.sum(-1)[:, None] + pt.sum(-1)[None, :] + 1)
+    return wm * ce + wc * cls + wd * dice
+
+
+def draw_frame(rng, q, g, k, h, w, p, duplicate=False):
+    logits = rng.standard_normal((q, k + 1)) * 2
+    tgt = np.zeros((g, h, w))
+    for i in range(g):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(1.5, max(h, w) / 2.5)
+        yy, xx = np.mgrid[0:h, 0:w]
+        tgt[i] = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype(np.float64)
+    masks = rng.standard_normal((q, h, w)) * 2
+    for i in range(min(q, g)):  # some predictions resemble some targets
+        masks[i] += (tgt[(i * 7) % g] * 2 - 1) * 3
+    if duplicate:
+        logits[1], masks[1] = logits[0], masks[0]
+    labels = rng.integers(0, k, g)
+    pts = rng.uniform(-0.05, 1.05, (p, 2))  # a few points outside [0, 1]: corners read 0
+    return logits, masks, tgt, labels, pts
+
+
+@op("l2g.matcher")
+def matcher(case, rng):
+    from scipy.optimize import linear_sum_assignment
+    torch = _torch()
+    q, g, k, h, w, p = case["q"], case["g"], case["k"], case["h"], case["w"], case["p"]
+    logits, masks, tgt, labels, pts = draw_frame(rng, q, g, k, h, w, p, duplicate=case.get("kind") == "tied")
+    prm = case.get("params", {})
+    wc, wm, wd = prm.get("cost_class", 2.0), prm.get("cost_mask", 5.0), prm.get("cost_dice", 5.0)
+    T = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    pt_ = T(pts)[None].expand(max(q, g), p, 2)
+    pl = point_sample(torch, T(masks), pt_[:q])
+    ptg = point_sample(torch, T(tgt), pt_[:g])
+    C = matching_cost(torch, T(logits), pl, ptg, torch.tensor(labels), wc, wm, wd).numpy()
+    rows, cols = linear_sum_assignment(C)
+    outputs = {"point_logits": pl.numpy(), "point_targets": ptg.numpy(), "cost": C, "assignment_cost": float(C[rows, cols].sum())}
+    if case.get("kind") != "tied":  # the optimum is unique: the assignment itself is certified
+        outputs["row_index"] = rows.astype(np.float64)
+        outputs["column_index"] = cols.astype(np.float64)
+    inputs = {"pred_logits": logits, "pred_masks": masks, "tgt_masks": tgt, "tgt_labels": labels.astype(np.float64), "points": pts}
+    return {"inputs": inputs, "params": dict(prm), "outputs": outputs}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# l2g.losses — Mask2Former's set criterion in PyTorch (matching by scipy linear_sum_assignment per layer)
+
+
+def criterion_layer(torch, logits, masks, tgt, labels, mpts, lpts, prm):
+    from scipy.optimize import linear_sum_assignment
+    F = torch.nn.functional
+    q, k1 = logits.shape
+    g = tgt.shape[0]
+    with torch.no_grad():
+        pl = point_sample(torch, masks, mpts[None].expand(q, -1, -1))
+        pt = point_sample(torch, tgt, mpts[None].expand(g, -1, -1))
+        C = matching_cost(torch, logits, pl, pt, labels, prm.get("cost_class", 2.0), prm.get("cost_mask", 5.0), prm.get("cost_dice", 5.0))
+    rows, cols = linear_sum_assignment(C.numpy())
+    rows, cols = torch.tensor(rows), torch.tensor(cols)
+    classes = torch.full((q,), k1 - 1, dtype=torch.int64)
+    classes[rows] = labels[cols]
+    weight = torch.ones(k1, dtype=torch.float64)
+    weight[-1] = prm.get("eos_coef", 0.1)
+    ce = F.cross_entropy(logits, classes, weight)
+    num = max(g, 1)
+    xl = point_sample(torch, masks[rows], lpts[cols])
+    tl = point_sample(torch, tgt[cols], lpts[cols])
+    bce = F.binary_cross_entropy_with_logits(xl, tl, reduction="none").mean(1).sum() / num
+    s = xl.sigmoid()
+    dice = (1 - (2 * (s * tl).sum(-1) + 1) / (s.sum(-1) + tl.sum(-1) + 1)).sum() / num
+    return ce, bce, dice
+
+
+@op("l2g.losses")
+def losses(case, rng):
+    torch = _torch()
+    L, q, g, k, h, w, pm, p = case["layers"], case["q"], case["g"], case["k"], case["h"], case["w"], case["pm"], case["p"]
+    logits, masks = [], []
+    tgt = labels = None
+    for _ in range(L):
+        lg, ms, tg, lb, _pts = draw_frame(rng, q, g, k, h, w, 4)
+        logits.append(lg)
+        masks.append(ms)
+        if tgt is None:
+            tgt, labels = tg, lb
+    inputs = {"pred_logits": np.stack(logits), "pred_masks": np.stack(masks), "tgt_masks": tgt, "tgt_labels": labels.astype(np.float64),
+              "match_points": rng.uniform(0, 1, (L, pm, 2)), "loss_points": rng.uniform(0, 1, (L, g, p, 2))}
+    prm = dict(case.get("params", {}))
+
+    def fn(pred_logits, pred_masks, tgt_masks, tgt_labels, match_points, loss_points, **_):
+        lab = tgt_labels.to(torch.int64)
+        ces, bces, dices, total = [], [], [], 0
+        for l in range(L):
+            ce, bce, dice = criterion_layer(torch, pred_logits[l], pred_masks[l], tgt_masks, lab, match_points[l], loss_points[l], prm)
+            ces.append(ce)
+            bces.append(bce)
+            dices.append(dice)
+            total = total + prm.get("weight_class", 2.0) * ce + prm.get("weight_mask", 5.0) * bce + prm.get("weight_dice", 5.0) * dice
+        return {"loss_ce": torch.stack(ces), "loss_mask": torch.stack(bces), "loss_dice": torch.stack(dices), "loss_total": total}
+
+    outs, cots, grads = torch_grads(torch, fn, inputs, prm, ["pred_logits", "pred_masks"], rng)
+    return {"inputs": inputs, "params": prm, "outputs": outs, "cotangents": cots, "grads": grads}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# l2g.aligner — torch.nn.MultiheadAttention, LayerNorm and Linear in Float64 (the weights are the case's inputs)
+
+ALIGNER_WEIGHTS = ["sa_in_proj_weight", "sa_in_proj_bias", "sa_out_proj_weight", "sa_out_proj_bias",
+                   "ca_in_proj_weight", "ca_in_proj_bias", "ca_out_proj_weight", "ca_out_proj_bias",
+                   "norm1_weight", "norm1_bias", "norm2_weight", "norm2_bias", "norm3_weight", "norm3_bias",
+                   "linear1_weight", "linear1_bias", "linear2_weight", "linear2_bias"]
+
+
+def draw_aligner_weights(rng, L, E, Fd):
+    u = lambda shape, fan: rng.uniform(-1 / np.sqrt(fan), 1 / np.sqrt(fan), shape)  # noqa: E731
+    wts = {}
+    for pfx in ("sa", "ca"):
+        wts[f"{pfx}_in_proj_weight"] = u((L, 3 * E, E), E)
+        wts[f"{pfx}_in_proj_bias"] = u((L, 3 * E), E)
+        wts[f"{pfx}_out_proj_weight"] = u((L, E, E), E)
+        wts[f"{pfx}_out_proj_bias"] = u((L, E), E)
+    for i in (1, 2, 3):
+        wts[f"norm{i}_weight"] = rng.uniform(0.9, 1.1, (L, E))
+        wts[f"norm{i}_bias"] = rng.uniform(-0.1, 0.1, (L, E))
+    wts["linear1_weight"], wts["linear1_bias"] = u((L, Fd, E), E), u((L, Fd), E)
+    wts["linear2_weight"], wts["linear2_bias"] = u((L, E, Fd), Fd), u((L, E), Fd)
+    return wts
+
+
+def torch_aligner(torch, qg, ql, pg, plo, W, heads, order, norm_first):
+    """N_a layers of (self-attention, cross-attention | cross, self), FFN; post-norm or pre-norm; modules called with the
+    case's weights through torch.nn.utils.stateless.functional_call."""
+    from torch.nn.utils.stateless import functional_call
+    E = qg.shape[-1]
+    L = W["sa_in_proj_weight"].shape[0]
+    mha = torch.nn.MultiheadAttention(E, heads, dtype=torch.float64)
+    ln = torch.nn.LayerNorm(E, dtype=torch.float64)
+    lin1 = torch.nn.Linear(E, W["linear1_weight"].shape[1], dtype=torch.float64)
+    lin2 = torch.nn.Linear(W["linear1_weight"].shape[1], E, dtype=torch.float64)
+    mha.eval()
+    pos = lambda x, p: x if p is None else x + p  # noqa: E731
+    x = qg
+    sas, cas = [], []
+    for l in range(L):
+        def attn(pfx, q, k, v):
+            prm = {"in_proj_weight": W[f"{pfx}_in_proj_weight"][l], "in_proj_bias": W[f"{pfx}_in_proj_bias"][l],
+                   "out_proj.weight": W[f"{pfx}_out_proj_weight"][l], "out_proj.bias": W[f"{pfx}_out_proj_bias"][l]}
+            return functional_call(mha, prm, (q, k, v), {"need_weights": True})
+
+        def norm(i, v):
+            return functional_call(ln, {"weight": W[f"norm{i}_weight"][l], "bias": W[f"norm{i}_bias"][l]}, (v,))
+
+        def self_block(x):
+            inp = norm(1, x) if norm_first else x
+            a, wts = attn("sa", pos(inp, pg), pos(inp, pg), inp)
+            sas.append(wts)
+            return x + a if norm_first else norm(1, x + a)
+
+        def cross_block(x):
+            inp = norm(2, x) if norm_first else x
+            a, wts = attn("ca", pos(inp, pg), pos(ql, plo), ql)
+            cas.append(wts)
+            return x + a if norm_first else norm(2, x + a)
+
+        x = cross_block(self_block(x)) if order == 0 else self_block(cross_block(x))
+        inp = norm(3, x) if norm_first else x
+        h = torch.relu(functional_call(lin1, {"weight": W["linear1_weight"][l], "bias": W["linear1_bias"][l]}, (inp,)))
+        f = functional_call(lin2, {"weight": W["linear2_weight"][l], "bias": W["linear2_bias"][l]}, (h,))
+        x = x + f if norm_first else norm(3, x + f)
+    return x, torch.stack(sas), torch.stack(cas)
+
+
+@op("l2g.aligner")
+def aligner(case, rng):
+    torch = _torch()
+    L, N, S, B, E, H, Fd = case["layers"], case["n"], case["s"], case["b"], case["e"], case["heads"], case["ffn"]
+    inputs = {"global_queries": rng.standard_normal((N, B, E)), "local_queries": rng.standard_normal((S, B, E))}
+    if case.get("pos", True):
+        inputs["global_pos"] = rng.standard_normal((N, B, E)) * 0.5
+        inputs["local_pos"] = rng.standard_normal((S, B, E)) * 0.5
+    inputs.update(draw_aligner_weights(rng, L, E, Fd))
+    params = {"num_heads": H, "order": case.get("order", 0), "norm_first": case.get("norm_first", 0)}
+
+    def fn(global_queries, local_queries, global_pos=None, local_pos=None, num_heads=None, order=None, norm_first=None, **W):
+        out, sa, ca = torch_aligner(torch, global_queries, local_queries, global_pos, local_pos, W, num_heads, order, norm_first)
+        return {"out": out, "self_attention": sa, "cross_attention": ca}
+
+    grad_names = [k for k in inputs]
+    outs, cots, grads = torch_grads(torch, fn, inputs, params, grad_names, rng)
+    return {"inputs": inputs, "params": params, "outputs": outs, "cotangents": cots, "grads": grads}
 
 
 # ---------------------------------------------------------------------------------------------------------------
