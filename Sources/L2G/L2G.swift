@@ -6,4 +6,4 @@
 import Certification
 
 /// Every L2G protocol entry, registered by CertifyMethods.registerAll().
-public let l2gMethods: [Method] = [visAPMethod, matcherMethod, lossesMethod, alignerMethod]
+public let l2gMethods: [Method] = [visAPMethod, matcherMethod, lossesMethod, alignerMethod, propagationMethod]

@@ -449,6 +449,43 @@ def aligner(case, rng):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# l2g.propagation — the online loop with the PyTorch aligner and heads
+
+
+@op("l2g.propagation")
+def propagation(case, rng):
+    torch = _torch()
+    L, T, N, S, B, E, H, Fd = case["layers"], case["t"], case["n"], case["s"], case["b"], case["e"], case["heads"], case["ffn"]
+    K1, C, Hh, Ww = case["k"] + 1, case["c"], case["h"], case["w"]
+    init = case.get("init", 0)
+    inputs = {"local_queries": rng.standard_normal((T, S, B, E)), "mask_features": rng.standard_normal((T, B, C, Hh, Ww)),
+              "global_pos": rng.standard_normal((N, B, E)) * 0.5, "local_pos": rng.standard_normal((S, B, E)) * 0.5}
+    if init == 1:
+        inputs["global_init"] = rng.standard_normal((N, B, E))
+    inputs.update(draw_aligner_weights(rng, L, E, Fd))
+    inputs.update({"class_weight": rng.standard_normal((K1, E)) / np.sqrt(E), "class_bias": rng.standard_normal(K1) * 0.1,
+                   "mask_embed_weight": rng.standard_normal((C, E)) / np.sqrt(E), "mask_embed_bias": rng.standard_normal(C) * 0.1})
+    params = {"num_heads": H, "order": case.get("order", 0), "norm_first": case.get("norm_first", 0), "init": init}
+
+    def fn(local_queries, mask_features, global_pos, local_pos, class_weight, class_bias, mask_embed_weight, mask_embed_bias,
+           num_heads, order, norm_first, init, global_init=None, **W):
+        F = torch.nn.functional
+        g = local_queries[0] if init == 0 else global_init
+        qs, logits, masks = [], [], []
+        for t in range(T):
+            g, _, _ = torch_aligner(torch, g, local_queries[t], global_pos, local_pos, W, num_heads, order, norm_first)
+            qb = g.permute(1, 0, 2)
+            logits.append(F.linear(qb, class_weight, class_bias))
+            emb = F.linear(qb, mask_embed_weight, mask_embed_bias)
+            masks.append(torch.einsum("bqc,bchw->bqhw", emb, mask_features[t]))
+            qs.append(g)
+        return {"global_queries": torch.stack(qs), "class_logits": torch.stack(logits), "mask_logits": torch.stack(masks)}
+
+    outs, cots, grads = torch_grads(torch, fn, inputs, params, list(inputs), rng)
+    return {"inputs": inputs, "params": params, "outputs": outs, "cotangents": cots, "grads": grads}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 REFERENCES = {
     "l2g.vis_ap": ("pycocotools",),
