@@ -52,7 +52,7 @@ func markNonFinite(_ data: Data) -> Data {
         if c == UInt8(ascii: "N") || c == UInt8(ascii: "I") || c == UInt8(ascii: "-") { for token in ["-Infinity", "Infinity", "NaN"] {
             let t = Array(token.utf8)
             if i + t.count <= b.count && Array(b[i..<(i + t.count)]) == t {
-                out += Array("\"\u{1}nonfinite:\(token)\"".utf8)
+                out += Array("\"\(nonFiniteMarker)\(token)\"".utf8)
                 i += t.count
                 matched = true
                 break
@@ -62,6 +62,8 @@ func markNonFinite(_ data: Data) -> Data {
     }
     return Data(out)
 }
+
+let nonFiniteMarker = "__certify_non_finite__:"
 
 func loadJSON(_ path: String) throws -> Any {
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -79,7 +81,7 @@ func describeJSON(_ v: Any?) -> String {
     guard let v else { return "nothing" }
     if v is NSNull { return "null" }
     if let s = v as? String {
-        if s.hasPrefix("\u{1}nonfinite:") { return String(s.dropFirst(11)) }
+        if s.hasPrefix(nonFiniteMarker) { return String(s.dropFirst(nonFiniteMarker.count)) }
         return "a string"
     }
     if v is [Any] { return "a list" }
