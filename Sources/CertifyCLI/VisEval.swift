@@ -22,14 +22,22 @@ struct VisEval: ParsableCommand {
     @Argument(help: "Ground truth (YouTube-VIS instances JSON).") var groundTruth: String
     @Argument(help: "Results (a JSON list of {video_id, category_id, score, segmentations}).") var results: String
     @Option(help: "Also write the evaluation as JSON to this file.") var json: String?
+    @Flag(help: "Print the time of each stage (reading, evaluating) to stderr.") var timings = false
 
     func run() throws {
         if let json { try SafeOutput.prepare(json) }   // before any work
         let e: VISEvaluation
         do {
+            let t0 = Date()
             let gt = try readVISGroundTruth(groundTruth)
+            let t1 = Date()
             let dts = try readVISResults(results, groundTruth: gt)
+            let t2 = Date()
             e = evaluateVIS(videoIDs: gt.videos.map(\.id), categoryIDs: gt.categoryIDs, groundTruth: gt.tracks, detections: dts)
+            if timings {
+                stderr(String(format: "read ground truth %.3f s, read results %.3f s, evaluate %.3f s\n",
+                              t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), Date().timeIntervalSince(t2)))
+            }
         } catch let v as VISInputError {
             throw CLIError(message: v.description)
         }

@@ -31,38 +31,6 @@ public struct VISGroundTruthFile: Sendable {
     public var tracks: [VISGroundTruthTrack]
 }
 
-/// Replaces bare NaN / Infinity / -Infinity tokens (Python's json writes them) by marker strings, so that the value
-/// that holds one can be named instead of failing the whole parse.
-func markNonFinite(_ data: Data) -> Data {
-    let b = [UInt8](data)
-    var out: [UInt8] = []
-    out.reserveCapacity(b.count)
-    var i = 0, inString = false
-    while i < b.count {
-        let c = b[i]
-        if inString {
-            out.append(c)
-            if c == UInt8(ascii: "\\"), i + 1 < b.count { out.append(b[i + 1]); i += 2; continue }
-            if c == UInt8(ascii: "\"") { inString = false }
-            i += 1
-            continue
-        }
-        if c == UInt8(ascii: "\"") { inString = true; out.append(c); i += 1; continue }
-        var matched = false
-        if c == UInt8(ascii: "N") || c == UInt8(ascii: "I") || c == UInt8(ascii: "-") { for token in ["-Infinity", "Infinity", "NaN"] {
-            let t = Array(token.utf8)
-            if i + t.count <= b.count && Array(b[i..<(i + t.count)]) == t {
-                out += Array("\"\(nonFiniteMarker)\(token)\"".utf8)
-                i += t.count
-                matched = true
-                break
-            }
-        } }
-        if !matched { out.append(c); i += 1 }
-    }
-    return Data(out)
-}
-
 let nonFiniteMarker = "__certify_non_finite__:"
 
 func loadJSON(_ path: String) throws -> Any {
@@ -70,10 +38,8 @@ func loadJSON(_ path: String) throws -> Any {
         throw VISInputError(file: path, entry: "", "cannot read the file (missing or unreadable)")
     }
     if data.allSatisfy({ [0x20, 0x0a, 0x0d, 0x09].contains($0) }) { throw VISInputError(file: path, entry: "", "the file is empty") }
-    do { return try JSONSerialization.jsonObject(with: markNonFinite(data), options: [.fragmentsAllowed]) } catch {
-        let ns = error as NSError
-        let detail = (ns.userInfo["NSDebugDescription"] as? String) ?? ns.localizedDescription
-        throw VISInputError(file: path, entry: "", "not valid JSON: \(detail)")
+    do { return try JSONReader.parse(data) } catch let e as JSONReadError {
+        throw VISInputError(file: path, entry: "", "not valid JSON: \(e)")
     }
 }
 
@@ -90,21 +56,23 @@ func describeJSON(_ v: Any?) -> String {
 }
 
 /// A JSON number as an exact integer.
-func jsonInt(_ v: Any?, file: String, entry: String) throws -> Int {
+func jsonInt(_ v: Any?, file: String, entry: @autoclosure () -> String) throws -> Int {
+    if let d = v as? Double, d.isFinite, d.rounded() == d, Swift.abs(d) < 9.007e15 { return Int(d) }
     if let n = v as? NSNumber {
         let d = n.doubleValue
         if d.isFinite, d.rounded() == d, Swift.abs(d) < 9.007e15 { return Int(d) }
     }
-    throw VISInputError(file: file, entry: entry, "expected an integer, found \(describeJSON(v))")
+    throw VISInputError(file: file, entry: entry(), "expected an integer, found \(describeJSON(v))")
 }
 
-func jsonDouble(_ v: Any?, file: String, entry: String) throws -> Double {
+func jsonDouble(_ v: Any?, file: String, entry: @autoclosure () -> String) throws -> Double {
+    if let d = v as? Double { return d }
     if let n = v as? NSNumber {
         let d = n.doubleValue
-        guard d.isFinite else { throw VISInputError(file: file, entry: entry, "expected a finite number, found \(d)") }
+        guard d.isFinite else { throw VISInputError(file: file, entry: entry(), "expected a finite number, found \(d)") }
         return d
     }
-    throw VISInputError(file: file, entry: entry, "expected a finite number, found \(describeJSON(v))")
+    throw VISInputError(file: file, entry: entry(), "expected a finite number, found \(describeJSON(v))")
 }
 
 /// One mask: compressed or uncompressed RLE, or a dense array of rows; nil for null. Must be height × width.
@@ -120,6 +88,16 @@ func parseMask(_ v: Any, height: Int, width: Int, file: String, entry: String) t
         }
         do {
             if let s = o["counts"] as? String { return try RLE(compressed: s, height: h, width: w) }
+            if let c = o["counts"] as? [Double] {
+                var counts = [Int](repeating: 0, count: c.count)
+                for (j, x) in c.enumerated() {
+                    guard x.rounded() == x, Swift.abs(x) < 9.007e15 else {
+                        throw VISInputError(file: file, entry: entry + ".counts[\(j)]", "expected an integer, found \(x)")
+                    }
+                    counts[j] = Int(x)
+                }
+                return try RLE(height: h, width: w, counts: counts)
+            }
             if let c = o["counts"] as? [Any] {
                 let counts = try c.enumerated().map { try jsonInt($1, file: file, entry: entry + ".counts[\($0)]") }
                 return try RLE(height: h, width: w, counts: counts)
