@@ -311,6 +311,10 @@ struct Show: ParsableCommand {
         for d in p.divergences {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
         }
+        if !p.unknowns.isEmpty {
+            s += "\nunknowns (the paper leaves these open; Certify's assumptions, not the paper's):\n"
+            for u in p.unknowns { s += "  \(u.id): paper — \(u.paper); assumed: \(u.assumed)\(u.option.map { " (option \($0))" } ?? "")\n" }
+        }
         if !p.transcribes.isEmpty {
             s += "\ntranscription of the official code (official → generator):\n"
             for t in p.transcribes { s += "  \(t.official) → \(t.generator)\n    \(t.steps)\n" }
