@@ -409,6 +409,30 @@ let visAPMethod = Method("l2g.vis_ap", properties: [
         let e2 = evaluateVIS(videoIDs: [1, 2, 3], categoryIDs: [1, 2], groundTruth: gts, detections: dts + [fp])
         for i in 0..<6 { try require(e1.stats[i] == e2.stats[i], "a lowest-scored false positive changed \(VISParams.statNames[i]): \(e1.stats[i]) → \(e2.stats[i])") }
     },
+    Property("video_order_invariance") { rng in
+        // With distinct scores, renumbering the videos (ids, hence their order) leaves every number unchanged.
+        var (gts, dts) = randomVISProblem(&rng)
+        for i in dts.indices { dts[i].score = Double(i + 1) / Double(dts.count + 1) }
+        dts.shuffle(using: &rng)
+        let e1 = evaluateVIS(videoIDs: [1, 2, 3], categoryIDs: [1, 2], groundTruth: gts, detections: dts)
+        let map = [1: 30, 2: 10, 3: 20]
+        let g2 = gts.map { g in var g = g; g.videoID = map[g.videoID]!; return g }
+        let d2 = dts.map { d in var d = d; d.videoID = map[d.videoID]!; return d }
+        let e2 = evaluateVIS(videoIDs: [30, 10, 20], categoryIDs: [1, 2], groundTruth: g2, detections: d2)
+        try require(e1.stats == e2.stats && e1.precision == e2.precision, "reordering the videos changed \(e1.stats) → \(e2.stats)")
+    },
+    Property("precision_non_increasing") { rng in
+        let (gts, dts) = randomVISProblem(&rng)
+        let e = evaluateVIS(videoIDs: [1, 2, 3], categoryIDs: [1, 2], groundTruth: gts, detections: dts)
+        for t in 0..<e.T { for k in 0..<e.K { for a in 0..<4 { for m in 0..<3 {
+            let p = (0..<e.R).map { e.precision(t: t, r: $0, k: k, a: a, m: m) }
+            for r in 1..<e.R where p[r] > p[r - 1] && p[r - 1] != -1 {
+                throw PropertyFailure("precision rises from \(p[r - 1]) to \(p[r]) at recall point \(r) (t \(t), k \(k), a \(a), m \(m))")
+            }
+            try require(p.allSatisfy { $0 == -1 || ($0 >= 0 && $0 <= 1) }, "precision outside [0, 1]")
+        } } } }
+        try require(e.stats.allSatisfy { $0 == -1 || ($0 >= 0 && $0 <= 1) }, "a summary number outside [0, 1]: \(e.stats)")
+    },
     Property("rle_round_trip") { rng in
         let h = 1 + rng.int(below: 9), w = 1 + rng.int(below: 9)
         let a = (0..<(h * w)).map { _ in rng.bernoulli(rng.uniform()) }, b = (0..<(h * w)).map { _ in rng.bernoulli(0.5) }
