@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "InputGradients", targets: ["InputGradients"]),
         .library(name: "LAVA", targets: ["LAVA"]),
         .library(name: "DARTSGT", targets: ["DARTSGT"]),
+        .library(name: "L2G", targets: ["L2G"]),
         .library(name: "Ops", targets: ["Ops"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "HDF5", targets: ["HDF5"]),
@@ -35,9 +36,10 @@ let package = Package(
         .target(name: "InputGradients", dependencies: ["Certification", "Ops", "Tensor", "HDF5", "CZlib"]),
         .target(name: "LAVA", dependencies: ["Certification", "Ops", "Tensor", "HDF5"]),
         .target(name: "DARTSGT", dependencies: ["Certification", "Ops", "Tensor", "HDF5"]),
-        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA", "DARTSGT"]),
+        .target(name: "L2G", dependencies: ["Certification", "Ops", "Tensor"]),
+        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA", "DARTSGT", "L2G"]),
         .executableTarget(name: "CertifyCLI", dependencies: [
-            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA", "DARTSGT",
+            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA", "DARTSGT", "L2G",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
@@ -54,5 +56,7 @@ let package = Package(
         .testTarget(name: "LAVATests", dependencies: ["LAVA", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
             .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "DARTSGTTests", dependencies: ["DARTSGT", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5"]),
+        .testTarget(name: "L2GTests", dependencies: ["L2G", "Certification", "CertifyMethods", "Ops", "Tensor",
+            .product(name: "PropertyBased", package: "swift-property-based")]),
     ]
 )

@@ -173,6 +173,18 @@ public struct Transcription: Codable, Sendable {
     public var steps: String
 }
 
+/// An architectural choice the paper leaves open (`unknowns:` in the YAML): what Certify assumes, and the param that changes it.
+/// Listed as an assumption of Certify's, never as the paper's.
+public struct Unknown: Codable, Sendable {
+    public var id: String
+    /// What the paper (or its abstract) says, or that it says nothing.
+    public var paper: String
+    /// Certify's default.
+    public var assumed: String
+    /// The param (or input) that selects another choice.
+    public var option: String?
+}
+
 /// What a protocol's golden is evidence of.
 public enum ReferenceKind: String, Codable, Sendable, CaseIterable {
     /// The golden comes from an independent library (PyTorch, SciPy, scikit-learn) or follows the
@@ -222,13 +234,15 @@ public struct CertProtocol: @unchecked Sendable {
     public var notes: String?
     /// `transcribes:` — the official functions the generator transcribes (empty when the golden comes from a library call).
     public var transcribes: [Transcription] = []
+    /// `unknowns:` — the paper's open choices and Certify's assumptions for them (empty when the paper fixes everything).
+    public var unknowns: [Unknown] = []
     /// The YAML file it came from.
     public var file: String
 
     static let allowedKeys: Set<String> = [
         "id", "title", "paper", "equation", "reference", "golden", "generator", "inputs", "params", "outputs",
         "grads", "tolerance", "cases", "gradient_check", "properties", "divergences", "notes", "reference_kind",
-        "transcribes",
+        "transcribes", "unknowns",
     ]
     static let requiredKeys: [String] = ["id", "title", "paper", "equation", "reference", "golden", "generator", "outputs", "cases"]
 
@@ -300,7 +314,8 @@ public struct CertProtocol: @unchecked Sendable {
             gradientCheck: try decode("gradient_check", GradientCheckSpec.self),
             properties: try decode("properties", [PropertySpec].self) ?? [],
             divergences: try decode("divergences", [Divergence].self) ?? [], notes: dict["notes"] as? String,
-            transcribes: try decode("transcribes", [Transcription].self) ?? [], file: path)
+            transcribes: try decode("transcribes", [Transcription].self) ?? [],
+            unknowns: try decode("unknowns", [Unknown].self) ?? [], file: path)
         let parts = p.id.split(separator: ".")
         guard parts.count >= 2 else { throw ProtocolError(file: path, "id '\(p.id)' must be '<paper>.<method>'") }
         for g in p.grads where !(p.inputs + p.params).contains(where: { $0.name == g }) {

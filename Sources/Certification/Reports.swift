@@ -216,6 +216,14 @@ public enum Reports {
             s += "| `\(p.id)` | \(p.title) | \(status) | \(g.passed)/\(g.total) | \(gc.passed)/\(gc.total) | \(propsOK)/\(props.count) | \(tol) | \(p.divergences.count) |\n"
         }
         s += "\n\(RunCounts(reports).line).\n"
+        let open = protocols.filter { !$0.unknowns.isEmpty }
+        if !open.isEmpty {
+            s += "\n## Assumptions (`unknowns:`)\n\nWhere a paper leaves an architectural choice open, the protocol certifies Certify's parameterisation and lists\n"
+            s += "each assumption here: they are Certify's, not the paper's.\n\n"
+            for p in open {
+                for u in p.unknowns { s += "- `\(p.id)` · \(u.id): \(u.assumed)\(u.option.map { " (option: \($0))" } ?? "")\n" }
+            }
+        }
         if !ledgers.isEmpty { s += "\n" + claimsTable(ledgers, root: root) }
         return s
     }

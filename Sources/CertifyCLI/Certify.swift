@@ -22,7 +22,7 @@ struct Certify: ParsableCommand {
         version: "certify \(certifyVersion)",
         subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self,
                       PlanCommand.self, Work.self, Merge.self, Status.self, Slurm.self,
-                      GraphAuditCommand.self, DARTSGTReproduce.self,
+                      GraphAuditCommand.self, DARTSGTReproduce.self, VisEval.self, L2GCommand.self,
                       CertifyWorker.self])
 
     static func main() {
@@ -316,6 +316,10 @@ struct Show: ParsableCommand {
         for d in p.divergences {
             s += "  \(d.id): paper — \(d.paper); code — \(d.code); followed: \(d.followed)\(d.option.map { " (option \($0))" } ?? "")\n"
             if let m = d.measured { s += "    measured: \(m)\n" }
+        }
+        if !p.unknowns.isEmpty {
+            s += "\nunknowns (the paper leaves these open; Certify's assumptions, not the paper's):\n"
+            for u in p.unknowns { s += "  \(u.id): paper — \(u.paper); assumed: \(u.assumed)\(u.option.map { " (option \($0))" } ?? "")\n" }
         }
         if !p.transcribes.isEmpty {
             s += "\ntranscription of the official code (official → generator):\n"

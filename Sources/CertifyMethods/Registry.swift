@@ -6,9 +6,10 @@ import DARTSGT
 import IADG
 import InputGradients
 import LAVA
+import L2G
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + dartsgtMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + dartsgtMethods + l2gMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }
