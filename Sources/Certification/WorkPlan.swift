@@ -93,7 +93,16 @@ public struct WorkPlan: Codable, Sendable {
     static func encoder() -> JSONEncoder {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // A unit's value may be NaN or ±∞ (a graph audit's correlation, say): written as a string; the
+        // exact value is in `resultBits`.
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return enc
+    }
+
+    static func decoder() -> JSONDecoder {
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return dec
     }
 
     /// The hash of the plan's content (everything but `configHash`).
@@ -233,7 +242,7 @@ public struct WorkStore: Sendable {
         let path = unitPath(i)
         guard let data = FileManager.default.contents(atPath: path) else { return .missing }
         let r: UnitRecord
-        do { r = try JSONDecoder().decode(UnitRecord.self, from: data) } catch {
+        do { r = try WorkPlan.decoder().decode(UnitRecord.self, from: data) } catch {
             return .invalid("\(path): truncated or corrupt (\(readableError(error)))")
         }
         guard r.format == UnitRecord.formatTag else { return .invalid("\(path): unit format '\(r.format)', expected '\(UnitRecord.formatTag)'") }
@@ -245,7 +254,7 @@ public struct WorkStore: Sendable {
             return .invalid("\(path): written by certify \(r.version) (commit \(r.commit.prefix(12))), the plan by certify \(plan.version) (commit \(plan.commit.prefix(12)))")
         }
         guard r.unit == i, r.name == plan.units[i].name else { return .invalid("\(path): holds unit \(r.unit) '\(r.name)', expected unit \(i) '\(plan.units[i].name)'") }
-        guard r.result.allSatisfy({ entry in r.value(entry.key).map { $0.bitPattern == entry.value.bitPattern } ?? false }) else {
+        guard r.result.allSatisfy({ entry in r.value(entry.key).map { $0.bitPattern == entry.value.bitPattern || ($0.isNaN && entry.value.isNaN) } ?? false }) else {
             return .invalid("\(path): corrupt (its values and their bit patterns disagree)")
         }
         return .done(r)

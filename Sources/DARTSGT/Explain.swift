@@ -208,6 +208,20 @@ public func sparseAttentionMatrix(_ weights: [Double], edges: EdgeList) -> [Doub
 public struct HeadReport: Sendable {
     public var errors: [Double], delta: [Double], specialization: Double, top: [Int], focus: Double, correlation: Double
     public var headSum: [Double], headStd: [Double], entropy: [Double], entropySpearman: Double
+
+    public init(errors: [Double], delta: [Double], specialization: Double, top: [Int], focus: Double, correlation: Double,
+                headSum: [Double], headStd: [Double], entropy: [Double], entropySpearman: Double) {
+        self.errors = errors
+        self.delta = delta
+        self.specialization = specialization
+        self.top = top
+        self.focus = focus
+        self.correlation = correlation
+        self.headSum = headSum
+        self.headStd = headStd
+        self.entropy = entropy
+        self.entropySpearman = entropySpearman
+    }
 }
 
 /// The explainer on one graph: `predictions[0]` is the full model's, `predictions[1 + m]` the model without head m (heads in
