@@ -1,6 +1,7 @@
 // `certify graph-audit`: the DARTS-GT interpretability audit (Head-deviation, Specialization, Focus; dartsgt.explain) on a trained
 // discrete DARTS-GT model and a data set, both HDF5 (layouts in Sources/DARTSGT/GraphAudit.swift and docs/dartsgt/README.md).
-// Per-graph lines and the summary go to stdout; --json and --svg are written atomically at the end (all or nothing).
+// Per-graph lines and the summary go to stdout; --json and --svg are written atomically at the end (all or nothing). It runs as
+// plan → work → merge (GraphAuditPlan.swift), the path of `certify plan graph-audit`.
 
 import ArgumentParser
 import Certification
@@ -30,7 +31,28 @@ struct GraphAuditCommand: ParsableCommand {
         for path in [json, svg].compactMap({ $0 }) { try SafeOutput.prepare(path) }
         let graphs = try loadAuditGraphs(path: data)
         let m = try DiscreteModel.load(path: model, d: graphs[0].x.shape[1])
-        let reports = try graphAudit(model: m, graphs: graphs, k: kHeads, stable: stableTies)
+        // One code path with the distributed run: plan → work (every unit, here) → merge.
+        let tmp = try Audit.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let plan = try GraphAuditPlanner.plan(self, arguments: GraphAuditCommand.ownArguments(), directory: FileManager.default.currentDirectoryPath,
+                                              graphCount: graphs.count)
+        let store = WorkStore(planPath: tmp + "/plan.json", plan: plan)
+        try SafeOutput.write(store.planPath, data: try plan.encoded())
+        _ = try GraphAuditPlanner.work(self, store: store, units: Array(plan.units.indices), verifyInputs: false, loaded: (m, graphs), log: { _ in })
+        let reports = try GraphAuditPlanner.merge(store: store, graphs: graphs.count)
+        try printAndWrite(reports, model: m, plan: plan)
+    }
+
+    /// This process's arguments after the `graph-audit` subcommand.
+    static func ownArguments() -> [String] {
+        let all = Array(CommandLine.arguments.dropFirst())
+        guard let i = all.firstIndex(of: "graph-audit") else { return all }
+        return Array(all[(i + 1)...])
+    }
+
+    /// Prints the per-graph lines and the summary (stdout) and writes --json and --svg: the end of `certify graph-audit`
+    /// and of `certify merge`.
+    func printAndWrite(_ reports: [HeadReport], model m: DiscreteModel, plan: WorkPlan) throws {
         for (g, r) in reports.enumerated() {
             print(String(format: "graph %d: baseline error %.6g  S %.6g  F %.4f  top heads %@", g, r.errors[0], r.specialization, r.focus,
                          r.top.map { "L\($0 / m.heads)H\($0 % m.heads)" }.joined(separator: " ")))
@@ -41,7 +63,8 @@ struct GraphAuditCommand: ParsableCommand {
         print(String(format: "Focus: median %.4f, mean %.4f ± %.4f; F > 0.3 in %d of %d graphs", f.median, f.mean, f.std, fHigh, reports.count))
         var files: [(path: String, body: (String) throws -> Void)] = []
         if let json {
-            let prov = Audit.provenance(data: "model \(model), data \(data)", seeds: "none (deterministic)")
+            let prov = Audit.provenance(data: "model \(model), data \(data)", seeds: "none (deterministic)", commit: plan.commit, date: plan.created,
+                                        command: plan.commandLine)
             let bytes = Data(auditJSON(reports, model: m, provenance: prov, k: kHeads).utf8)
             files.append((json, { try bytes.write(to: URL(fileURLWithPath: $0)) }))
         }

@@ -7,7 +7,7 @@ import ArgumentParser
 import Certification
 import Foundation
 
-/// A command that can run as a plan: today `audit`; distill, search and graph-audit adopt the same path.
+/// A command that can run as a plan: today `audit` and `graph-audit`; distill and search adopt the same path.
 protocol PlannedCommand {
     /// Parses the command's own arguments (validated as on the command line).
     static func load(arguments: [String]) throws -> Self
@@ -23,6 +23,7 @@ protocol PlannedCommand {
 func plannedCommand(_ name: String) -> (any PlannedCommand.Type)? {
     switch name {
     case "audit": Audit.self
+    case "graph-audit": GraphAuditCommand.self
     default: nil
     }
 }
@@ -81,11 +82,12 @@ struct PlanCommand: ParsableCommand {
         discussion: """
             certify plan audit [audit options] -o PLAN.json: the full configuration (every option, each data source with \
             its SHA-256, seeds, certify version and commit, a hash of it all) and the list of units (one per DiffROAR \
-            retraining). Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
+            retraining); certify plan graph-audit [graph-audit options] -o PLAN.json: one unit per test graph (contiguous \
+            chunks of graphs beyond 1000 graphs, at most 1000 units). Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
             certify status PLAN.json, certify merge PLAN.json (the same report, JSON and SVG as the single-machine command), \
             certify slurm PLAN.json. Exit codes: 0 done, 2 bad input.
             """,
-        subcommands: [PlanAudit.self])
+        subcommands: [PlanAudit.self, PlanGraphAudit.self])
 }
 
 struct PlanAudit: ParsableCommand {
@@ -106,9 +108,9 @@ struct PlanAudit: ParsableCommand {
     }
 
     /// The audit's arguments: what follows `plan audit`, without -o/--output and its value.
-    static func auditArguments(_ all: [String]) -> [String] {
+    static func auditArguments(_ all: [String], command: String = "audit") -> [String] {
         var rest = all
-        if let i = rest.firstIndex(of: "plan"), i + 1 < rest.count, rest[i + 1] == "audit" { rest = Array(rest[(i + 2)...]) }
+        if let i = rest.firstIndex(of: "plan"), i + 1 < rest.count, rest[i + 1] == command { rest = Array(rest[(i + 2)...]) }
         var out: [String] = []
         var i = 0
         while i < rest.count {
@@ -348,5 +350,25 @@ struct Slurm: ParsableCommand {
             throw PlanError("sbatch \(args.joined(separator: " ")) failed (exit \(p.terminationStatus)): \(String(decoding: e, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return id
+    }
+}
+
+struct PlanGraphAudit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph-audit",
+        abstract: "Plan `certify graph-audit`: one unit per test graph (contiguous chunks of ⌈B/1000⌉ graphs beyond 1000 graphs).")
+
+    @OptionGroup var graphAudit: GraphAuditCommand
+    @Option(name: .shortAndLong, help: "The plan file to write (its units go to PLAN.units/ next to it).") var output: String
+
+    func run() throws {
+        try SafeOutput.prepare(output)
+        let args = PlanAudit.auditArguments(Array(CommandLine.arguments.dropFirst()), command: "graph-audit")
+        // The recorded arguments must give back this very graph audit.
+        _ = try GraphAuditCommand.load(arguments: args)
+        let plan = try graphAudit.makePlan(arguments: args, directory: FileManager.default.currentDirectoryPath)
+        try SafeOutput.write(output, data: try plan.encoded())
+        print("wrote \(output): \(plan.units.count) units, config hash \(plan.configHash.prefix(12))")
+        print("run: certify work \(output) --all   (or --unit I, --shard i/n, or as a job array: certify slurm \(output))")
     }
 }
