@@ -185,7 +185,8 @@ enum GraphAuditPlanner {
             throw PlanError("\(store.unitPath(bad.unit)): made from a preparation; a graph audit has none; cannot merge")
         }
         var out: [HeadReport] = []
-        for rec in records {
+        for (i, rec) in records.enumerated() {
+            guard rec.unit == i else { throw PlanError("\(store.unitPath(i)): holds unit \(rec.unit); cannot merge") }
             for g in range(rec.unit, count: count) { out.append(try report(rec, graph: g, path: store.unitPath(rec.unit))) }
         }
         return out
