@@ -49,7 +49,7 @@ def render(doc, results):
 
 if __name__ == "__main__":
     with open(os.path.join(here, "experiment.json")) as f:
-        results = json.load(f)
+        results = json.load(f)["runs"]
     with open(doc_path) as f:
         doc = f.read()
     fresh = render(doc, results)
