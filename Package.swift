@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "IADG", targets: ["IADG"]),
         .library(name: "InputGradients", targets: ["InputGradients"]),
         .library(name: "LAVA", targets: ["LAVA"]),
+        .library(name: "NRRDD", targets: ["NRRDD"]),
         .library(name: "Ops", targets: ["Ops"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "HDF5", targets: ["HDF5"]),
@@ -33,9 +34,10 @@ let package = Package(
         .target(name: "IADG", dependencies: ["Certification", "Ops", "Tensor"]),
         .target(name: "InputGradients", dependencies: ["Certification", "Ops", "Tensor", "HDF5", "CZlib"]),
         .target(name: "LAVA", dependencies: ["Certification", "Ops", "Tensor", "HDF5"]),
-        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA"]),
+        .target(name: "NRRDD", dependencies: ["Certification", "Ops", "Tensor", "HDF5", "InputGradients"]),
+        .target(name: "CertifyMethods", dependencies: ["Certification", "Ops", "Tensor", "IADG", "InputGradients", "LAVA", "NRRDD"]),
         .executableTarget(name: "CertifyCLI", dependencies: [
-            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA",
+            "CertifyMethods", "Certification", "HDF5", "Tensor", "Ops", "IADG", "InputGradients", "LAVA", "NRRDD",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
@@ -49,6 +51,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "InputGradientsTests", dependencies: ["InputGradients", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
             .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "NRRDDTests", dependencies: ["NRRDD", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5"]),
         .testTarget(name: "LAVATests", dependencies: ["LAVA", "Certification", "CertifyMethods", "Ops", "Tensor", "HDF5",
             .product(name: "PropertyBased", package: "swift-property-based")]),
     ]

@@ -5,9 +5,10 @@ import Certification
 import IADG
 import InputGradients
 import LAVA
+import NRRDD
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + nrrddMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }
