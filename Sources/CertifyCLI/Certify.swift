@@ -20,7 +20,7 @@ struct Certify: ParsableCommand {
             2 error (bad input, unknown protocol, bad flag).
             """,
         version: "certify \(certifyVersion)",
-        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self])
+        subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self, Distill.self])
 
     static func main() {
         registerAll()
