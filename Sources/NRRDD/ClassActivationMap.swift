@@ -38,7 +38,7 @@ public enum ClassActivationMap {
     /// C of the teacher for x's labels: [N, H, W].
     public static func of(_ x: Tensor, labels: [Int], teacher: NRRTeacher) throws -> Tensor {
         let (tape, o) = try teacher.forward(x)
-        let a = try raw(features: o.features, fcWeight: tape.constant(teacher.parameters[8].value), labels: labels)
+        let a = try raw(features: o.features, fcWeight: tape.constant(teacher.fcWeight), labels: labels)
         return try normalised(raw: a.value, height: x.shape[2], width: x.shape[3])
     }
 

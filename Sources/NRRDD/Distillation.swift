@@ -48,8 +48,8 @@ public struct DistillConfig: Sendable, Equatable {
     public var teacherTrain = 12000
     public var teacherBatch = 64
     public var teacherLR = 2e-3
-    public var teacherWidths = (16, 32)
-    public var studentWidths = (16, 32)
+    public var teacherWidths = [16, 32, 64]
+    public var studentWidths = [8, 16, 32]
     public var testLimit = 10000
 
     public init() {}
@@ -64,8 +64,8 @@ public struct DistillConfig: Sendable, Equatable {
          "distance": distance == .crossEntropy ? "cross_entropy" : "l2", "dbr_loss": dbrLoss == .l1 ? "l1" : "mse", "kd_tau": "\(kdTau)",
          "student_epochs": "\(studentEpochs)", "batch_size": "\(batchSize)", "student_lr": "\(studentLR)",
          "student_weight_decay": "\(studentWeightDecay)", "teacher_epochs": "\(teacherEpochs)", "teacher_train": "\(teacherTrain)",
-         "teacher_batch": "\(teacherBatch)", "teacher_lr": "\(teacherLR)", "teacher_widths": "\(teacherWidths.0),\(teacherWidths.1)",
-         "student_widths": "\(studentWidths.0),\(studentWidths.1)", "test_limit": "\(testLimit)"]
+         "teacher_batch": "\(teacherBatch)", "teacher_lr": "\(teacherLR)", "teacher_widths": teacherWidths.map(String.init).joined(separator: ","),
+         "student_widths": studentWidths.map(String.init).joined(separator: ","), "test_limit": "\(testLimit)"]
     }
 
     public func validate() throws {
@@ -169,7 +169,7 @@ public enum Distillation {
 
     /// The distilled images of one construction: [10·ipc, 1, H, W] with labels (class-major).
     public static func initialSet(_ kind: InitialSet, x: Tensor, y: [Int], teacher: NRRTeacher, config: DistillConfig, rng: inout RNG,
-                                  progress: (String) -> Void = { _ in }) throws -> (images: Tensor, labels: [Int]) {
+                                  progress: (String) -> Void = { _ in }, nrrSeconds: ((Double) -> Void)? = nil) throws -> (images: Tensor, labels: [Int]) {
         try config.validate()
         let pools = try pools(x: x, y: y, mipc: config.mipc, rng: &rng)
         let (h, w) = (x.shape[2], x.shape[3])
@@ -190,7 +190,9 @@ public enum Distillation {
                     let cfg = RefinementConfig(epsilon: config.epsilon, eta: config.eta, steps: config.nrrSteps, alphaBN: config.alphaBN,
                                                firstBNMultiplier: config.firstBNMultiplier, optimizer: config.nrrOptimizer,
                                                clip: FashionMNIST.pixelRange)
+                    let start = Date()
                     images = try NonCriticalRegionRefinement.refine(images, labels: [Int](repeating: c, count: config.ipc), teacher: teacher, config: cfg).refined
+                    nrrSeconds?(Date().timeIntervalSince(start))
                 }
                 parts.append(images)
             }

@@ -6,26 +6,27 @@ import Ops
 import Tensor
 
 /// A random teacher (the generator's draw distribution) for properties.
-func randomTeacher(_ rng: inout RNG, channels: Int, c1: Int = 3, c2: Int = 4, classes: Int = 4) throws -> NRRTeacher {
+func randomTeacher(_ rng: inout RNG, channels: Int, widths: [Int] = [3, 4], classes: Int = 4) throws -> NRRTeacher {
     var t: [String: Tensor] = [:]
-    t["t_conv1_weight"] = rng.normalTensor([c1, channels, 3, 3]) * 0.5
-    t["t_conv1_bias"] = rng.normalTensor([c1]) * 0.1
-    t["t_conv2_weight"] = rng.normalTensor([c2, c1, 3, 3]) * 0.3
-    t["t_conv2_bias"] = rng.normalTensor([c2]) * 0.1
-    for (l, c) in [(1, c1), (2, c2)] {
+    var cin = channels
+    for (i, c) in widths.enumerated() {
+        let l = i + 1
+        t["t_conv\(l)_weight"] = rng.normalTensor([c, cin, 3, 3]) * (i == 0 ? 0.5 : 0.3)
+        t["t_conv\(l)_bias"] = rng.normalTensor([c]) * 0.1
         t["t_bn\(l)_weight"] = rng.uniformTensor([c], 0.5, 1.5)
         t["t_bn\(l)_bias"] = rng.normalTensor([c]) * 0.1
         t["t_bn\(l)_running_mean"] = rng.normalTensor([c]) * 0.2
         t["t_bn\(l)_running_var"] = rng.uniformTensor([c], 0.5, 2)
+        cin = c
     }
-    t["t_fc_weight"] = rng.normalTensor([classes, c2])
+    t["t_fc_weight"] = rng.normalTensor([classes, cin])
     t["t_fc_bias"] = rng.normalTensor([classes]) * 0.1
     return try NRRTeacher(protocolTensors: t)
 }
 
 func teacherFrom(_ ctx: Context) throws -> NRRTeacher {
     var t: [String: Tensor] = [:]
-    for n in NRRTeacher.protocolNames { t[n] = try ctx.tensor(n) }
+    for n in NRRTeacher.protocolNames(blocks: ctx.data.has("t_conv3_weight") ? 3 : 2) { t[n] = try ctx.tensor(n) }
     return try NRRTeacher(protocolTensors: t)
 }
 
@@ -361,7 +362,7 @@ let relabelMethod = Method("nrrdd.relabel", properties: [
 /// A random pool for the selection properties.
 func randomPool(_ rng: inout RNG, identicalBoxes: Bool = false) throws -> (NRRTeacher, Tensor, [Int], [[CropBox]]) {
     let count = 2 + rng.int(below: 4), m = 1 + rng.int(below: 3), side = 8 + 2 * rng.int(below: 3)
-    let teacher = try randomTeacher(&rng, channels: 1)
+    let teacher = try randomTeacher(&rng, channels: 1, widths: rng.bernoulli(0.5) ? [3, 4] : [3, 4, 5])
     let images = rng.normalTensor([count, 1, side, side])
     let labels = (0..<count).map { _ in rng.int(below: teacher.classes) }
     let sampler = RandomResizedCropBoxes()
@@ -464,7 +465,7 @@ func refinementConfig(_ ctx: Context) throws -> RefinementConfig {
 /// A random refinement instance for the properties.
 func randomRefinement(_ rng: inout RNG) throws -> (NRRTeacher, Tensor, [Int]) {
     let c = 1 + rng.int(below: 2)
-    let teacher = try randomTeacher(&rng, channels: c)
+    let teacher = try randomTeacher(&rng, channels: c, widths: rng.bernoulli(0.5) ? [3, 4] : [3, 4, 5])
     let n = 1 + rng.int(below: 3), side = 4 + 2 * rng.int(below: 3)
     return (teacher, rng.normalTensor([n, c, side, side]), (0..<n).map { _ in rng.int(below: teacher.classes) })
 }

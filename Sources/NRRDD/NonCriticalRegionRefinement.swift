@@ -79,7 +79,7 @@ public enum NonCriticalRegionRefinement {
     /// M = max(0, ε − C) as [N, 1, H, W] from the teacher's features.
     public static func mask(features: Tensor, labels: [Int], teacher: NRRTeacher, height: Int, width: Int, epsilon: Double) throws -> Tensor {
         let tape = Tape()
-        let a = try ClassActivationMap.raw(features: tape.constant(features), fcWeight: tape.constant(teacher.parameters[8].value), labels: labels)
+        let a = try ClassActivationMap.raw(features: tape.constant(features), fcWeight: tape.constant(teacher.fcWeight), labels: labels)
         let c = try ClassActivationMap.normalised(raw: a.value, height: height, width: width)
         return Tensor(unchecked: [labels.count, 1, height, width], c.data.map { Swift.max(0, epsilon - $0) })
     }

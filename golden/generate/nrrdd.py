@@ -47,42 +47,37 @@ def T(a):
 # ---------------------------------------------------------------------------------------------
 # The teacher: conv3x3-BN-ReLU-avgpool2-conv3x3-BN-ReLU-GAP-Linear, BN in evaluation mode.
 
-TEACHER = ["t_conv1_weight", "t_conv1_bias", "t_bn1_weight", "t_bn1_bias", "t_bn1_running_mean", "t_bn1_running_var",
-           "t_conv2_weight", "t_conv2_bias", "t_bn2_weight", "t_bn2_bias", "t_bn2_running_mean", "t_bn2_running_var",
-           "t_fc_weight", "t_fc_bias"]
-
-
-def draw_teacher(rng, cin, c1, c2, classes):
-    return {
-        "t_conv1_weight": rng.standard_normal((c1, cin, 3, 3)) * 0.5,
-        "t_conv1_bias": rng.standard_normal(c1) * 0.1,
-        "t_bn1_weight": rng.uniform(0.5, 1.5, c1),
-        "t_bn1_bias": rng.standard_normal(c1) * 0.1,
-        "t_bn1_running_mean": rng.standard_normal(c1) * 0.2,
-        "t_bn1_running_var": rng.uniform(0.5, 2.0, c1),
-        "t_conv2_weight": rng.standard_normal((c2, c1, 3, 3)) * 0.3,
-        "t_conv2_bias": rng.standard_normal(c2) * 0.1,
-        "t_bn2_weight": rng.uniform(0.5, 1.5, c2),
-        "t_bn2_bias": rng.standard_normal(c2) * 0.1,
-        "t_bn2_running_mean": rng.standard_normal(c2) * 0.2,
-        "t_bn2_running_var": rng.uniform(0.5, 2.0, c2),
-        "t_fc_weight": rng.standard_normal((classes, c2)),
-        "t_fc_bias": rng.standard_normal(classes) * 0.1,
-    }
+def draw_teacher(rng, cin, c1, c2, classes, c3=None):
+    t = {}
+    widths = [c1, c2] + ([c3] if c3 else [])
+    prev = cin
+    for i, c in enumerate(widths, start=1):
+        t[f"t_conv{i}_weight"] = rng.standard_normal((c, prev, 3, 3)) * (0.5 if i == 1 else 0.3)
+        t[f"t_conv{i}_bias"] = rng.standard_normal(c) * 0.1
+        t[f"t_bn{i}_weight"] = rng.uniform(0.5, 1.5, c)
+        t[f"t_bn{i}_bias"] = rng.standard_normal(c) * 0.1
+        t[f"t_bn{i}_running_mean"] = rng.standard_normal(c) * 0.2
+        t[f"t_bn{i}_running_var"] = rng.uniform(0.5, 2.0, c)
+        prev = c
+    t["t_fc_weight"] = rng.standard_normal((classes, prev))
+    t["t_fc_bias"] = rng.standard_normal(classes) * 0.1
+    return t
 
 
 def teacher_forward(t, x):
-    """Returns (logits, features F before GAP, [input of bn1, input of bn2])."""
-    a1 = F.conv2d(x, T(t["t_conv1_weight"]), T(t["t_conv1_bias"]), padding=1)
-    h = F.batch_norm(a1, T(t["t_bn1_running_mean"]), T(t["t_bn1_running_var"]), T(t["t_bn1_weight"]),
-                     T(t["t_bn1_bias"]), training=False, eps=1e-5)
-    h = F.avg_pool2d(F.relu(h), 2)
-    a2 = F.conv2d(h, T(t["t_conv2_weight"]), T(t["t_conv2_bias"]), padding=1)
-    h = F.batch_norm(a2, T(t["t_bn2_running_mean"]), T(t["t_bn2_running_var"]), T(t["t_bn2_weight"]),
-                     T(t["t_bn2_bias"]), training=False, eps=1e-5)
-    feat = F.relu(h)
-    z = F.linear(feat.mean(dim=(2, 3)), T(t["t_fc_weight"]), T(t["t_fc_bias"]))
-    return z, feat, [a1, a2]
+    """Blocks conv3x3(pad 1)-BN(eval)-ReLU with avg_pool2d(2) between blocks, then GAP-Linear.
+    Returns (logits, features F before GAP, [input of each BN])."""
+    h, bn_in = x, []
+    blocks = 3 if "t_conv3_weight" in t else 2
+    for i in range(1, blocks + 1):
+        if i > 1:
+            h = F.avg_pool2d(h, 2)
+        a = F.conv2d(h, T(t[f"t_conv{i}_weight"]), T(t[f"t_conv{i}_bias"]), padding=1)
+        bn_in.append(a)
+        h = F.relu(F.batch_norm(a, T(t[f"t_bn{i}_running_mean"]), T(t[f"t_bn{i}_running_var"]), T(t[f"t_bn{i}_weight"]),
+                                T(t[f"t_bn{i}_bias"]), training=False, eps=1e-5))
+    z = F.linear(h.mean(dim=(2, 3)), T(t["t_fc_weight"]), T(t["t_fc_bias"]))
+    return z, h, bn_in
 
 
 def cam_maps(feat, fc_w, y, H, W):
@@ -279,7 +274,7 @@ def refinement(case, rng):
     n, c, H, W = shp(case, "x")
     classes = int(opt(case, "classes", 4))
     c1, c2 = int(opt(case, "c1", 3)), int(opt(case, "c2", 4))
-    t = draw_teacher(rng, c, c1, c2, classes)
+    t = draw_teacher(rng, c, c1, c2, classes, opt(case, "c3"))
     x0 = rng.standard_normal((n, c, H, W))
     y = rng.integers(0, classes, n).astype(np.int64)
     eps_, eta, steps = float(par(case, "epsilon")), float(par(case, "eta")), int(par(case, "steps"))
@@ -344,7 +339,7 @@ def selection(case, rng):
     classes = int(opt(case, "classes", 4))
     size, factor, n_keep = int(par(case, "size")), int(par(case, "factor")), int(par(case, "n"))
     order = int(par(case, "order", 0))
-    t = draw_teacher(rng, c, 3, 4, classes)
+    t = draw_teacher(rng, c, 3, 4, classes, opt(case, "c3"))
     images = rng.standard_normal((N, c, H, W))
     labels = rng.integers(0, classes, N).astype(np.int64)
     boxes = np.zeros((N, m, 4), dtype=np.int64)
