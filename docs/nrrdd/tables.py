@@ -6,7 +6,7 @@
     tables.py --check    exit 1 (and show what differs) unless REPRODUCTION.md is what --write would make
 
 Generated blocks sit between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` (NAME = results, claims, sweep,
-timing); no measured figure is typed by hand. Every report must carry a provenance block (commit, command, data, seeds,
+timing, factor1); no measured figure is typed by hand. Every report must carry a provenance block (commit, command, data, seeds,
 versions). bench/nrrdd_torch.json (the PyTorch side of the speed comparison) is read when present.
 """
 import json
@@ -127,7 +127,13 @@ def block_timing(r):
 
 def blocks():
     r = load(MAIN)
-    return {"results": block_results(r), "claims": block_claims(r), "sweep": block_sweep(r), "timing": block_timing(r)}
+    out = {"results": block_results(r), "claims": block_claims(r), "sweep": block_sweep(r), "timing": block_timing(r)}
+    if os.path.exists(os.path.join(results, "ipc10_factor1.json")):
+        f1 = load("ipc10_factor1")
+        out["factor1"] = block_results(f1) + "\n\n" + block_claims(f1)
+    else:
+        out["factor1"] = "Not run."
+    return out
 
 
 def render(text, gen):
