@@ -110,3 +110,19 @@ let nrrddSet: ProtocolSet = {
         }
     }
 }
+
+@Suite struct NRRDDReproduction {
+    /// docs/nrrdd/REPRODUCTION.md's tables are what docs/nrrdd/tables.py makes from the committed results.
+    @Test func tablesAreGenerated() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = [packageRoot() + "/docs/nrrdd/tables.py", "--check"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+    }
+}
