@@ -51,8 +51,8 @@ struct Distill: ParsableCommand {
     @Option(help: "DBR: distance, ce or l2 (unknown; our default ce).") var distance: String = "ce"
     @Option(help: "DBR: loss between distances, l1 or mse (unknown; our default l1).") var dbrLoss: String = "l1"
     @Option(help: "Soft labels: KD temperature (RDED: 20; our default 4).") var kdTau: Double = 4
-    @Option(help: "Student epochs.") var studentEpochs: Int = 200
-    @Option(help: "Teacher epochs.") var teacherEpochs: Int = 2
+    @Option(help: "Student epochs.") var studentEpochs: Int = 150
+    @Option(help: "Teacher epochs.") var teacherEpochs: Int = 3
     @Option(help: "Training images the teacher sees.") var teacherTrain: Int = 12000
     @Option(help: "Test images the students are evaluated on.") var testLimit: Int = 10000
     @OptionGroup var resources: ResourceOptions

@@ -40,11 +40,11 @@ public struct DistillConfig: Sendable, Equatable {
     public var distance = DBRDistance.crossEntropy
     public var dbrLoss = DBRLoss.l1
     public var kdTau = 4.0
-    public var studentEpochs = 200
+    public var studentEpochs = 150
     public var batchSize = 50
     public var studentLR = 2e-3
     public var studentWeightDecay = 0.01
-    public var teacherEpochs = 2
+    public var teacherEpochs = 3
     public var teacherTrain = 12000
     public var teacherBatch = 64
     public var teacherLR = 2e-3
