@@ -177,18 +177,27 @@ public struct RandomResizedCropBoxes: Sendable {
         try check(H >= 1 && W >= 1, "image size", "≥ 1", "\(H) × \(W)")
         try check(scale.0 > 0 && scale.0 <= scale.1, "scale", "0 < min ≤ max", scale)
         try check(ratio.0 > 0 && ratio.0 <= ratio.1, "ratio", "0 < min ≤ max", ratio)
-        let area = Double(H * W)
         let lr = (Foundation.log(ratio.0), Foundation.log(ratio.1))
         for _ in 0..<10 {
-            let target = area * rng.uniform(scale.0, scale.1)
-            let aspect = Foundation.exp(rng.uniform(lr.0, lr.1))
-            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
-            let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
-            if w > 0 && w <= W && h > 0 && h <= H {
-                let i = rng.int(below: H - h + 1), j = rng.int(below: W - w + 1)
-                return CropBox(top: i, left: j, height: h, width: w)
+            let u = rng.uniform(scale.0, scale.1), aspect = Foundation.exp(rng.uniform(lr.0, lr.1))
+            if let (h, w) = RandomResizedCropBoxes.accepted(height: H, width: W, scaleDraw: u, aspect: aspect) {
+                return CropBox(top: rng.int(below: H - h + 1), left: rng.int(below: W - w + 1), height: h, width: w)
             }
         }
+        return fallback(height: H, width: W)
+    }
+
+    /// get_params' size rule for one attempt: target = H·W·u, w = round(√(target·aspect)), h = round(√(target/aspect))
+    /// (half to even); the attempt is accepted when 0 < w ≤ W and 0 < h ≤ H.
+    public static func accepted(height H: Int, width W: Int, scaleDraw u: Double, aspect: Double) -> (h: Int, w: Int)? {
+        let target = Double(H * W) * u
+        let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
+        let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
+        return w > 0 && w <= W && h > 0 && h <= H ? (h, w) : nil
+    }
+
+    /// get_params after 10 rejected attempts: the centre crop with the aspect ratio clamped to the range.
+    public func fallback(height H: Int, width W: Int) -> CropBox {
         let inRatio = Double(W) / Double(H)
         var w = W, h = H
         if inRatio < ratio.0 {
@@ -197,5 +206,18 @@ public struct RandomResizedCropBoxes: Sendable {
             w = Int((Double(h) * ratio.1).rounded(.toNearestOrEven))
         }
         return CropBox(top: (H - h) / 2, left: (W - w) / 2, height: h, width: w)
+    }
+
+    /// Replays recorded draws (per attempt the scale draw and the aspect ratio after exp; the two offsets of the
+    /// accepted attempt) through get_params' rules: the box torchvision returns for the same draws.
+    public func replay(height H: Int, width W: Int, attempts: [(scaleDraw: Double, aspect: Double)], offsets: (top: Int, left: Int)?) throws -> CropBox {
+        for a in attempts.prefix(10) {
+            if let (h, w) = RandomResizedCropBoxes.accepted(height: H, width: W, scaleDraw: a.scaleDraw, aspect: a.aspect) {
+                guard let o = offsets else { throw NRRDDError.parameter("offsets", "the offsets of the accepted attempt", "none") }
+                try check(o.top >= 0 && o.top <= H - h && o.left >= 0 && o.left <= W - w, "offsets", "inside the image", o)
+                return CropBox(top: o.top, left: o.left, height: h, width: w)
+            }
+        }
+        return fallback(height: H, width: W)
     }
 }

@@ -126,3 +126,77 @@ let nrrddSet: ProtocolSet = {
         #expect(p.terminationStatus == 0, "\(text)")
     }
 }
+
+/// The box sampler's rules against torchvision's RandomResizedCrop.get_params: torchvision draws with torch's RNG
+/// (seeded), every draw is recorded (the scale draw, the aspect ratio after exp, the offsets), and the Swift rules
+/// replay them. Exact wherever the draws are given; the draws themselves come from Tensor's RNG in Certify.
+@Suite struct CropBoxesAgainstTorchvision {
+    static let script = """
+        import json, sys, torch, torchvision.transforms as T
+        out = []
+        for (H, W, s0, s1, r0, r1, seed) in json.loads(sys.argv[1]):
+            torch.manual_seed(seed)
+            rec = []
+            real = (torch.empty, torch.exp, torch.randint)
+            class Empty:
+                def __init__(self, *a, **k): self.t = real[0](*a, **k)
+                def uniform_(self, lo, hi):
+                    r = self.t.uniform_(lo, hi); rec.append(("u", r.item())); return r
+            def exp(x):
+                y = real[1](x); rec.append(("e", y.item())); return y
+            def randint(*a, **k):
+                y = real[2](*a, **k); rec.append(("i", y.item())); return y
+            torch.empty, torch.exp, torch.randint = Empty, exp, randint
+            try:
+                box = T.RandomResizedCrop.get_params(torch.zeros(1, H, W), scale=(s0, s1), ratio=(r0, r1))
+            finally:
+                torch.empty, torch.exp, torch.randint = real
+            out.append({"box": list(box), "rec": rec})
+        print(json.dumps(out))
+        """
+
+    @Test func replayEqualsGetParams() throws {
+        var cases: [[Double]] = []
+        var rng = RNG(seed: 13)
+        for k in 0..<60 {
+            let (h, w) = (1 + rng.int(below: 40), 1 + rng.int(below: 40))
+            let ratio: (Double, Double) = k % 3 == 0 ? (1, 1) : k % 3 == 1 ? (0.75, 4.0 / 3) : (2, 5)   // (2, 5): many fallbacks
+            let scale: (Double, Double) = k % 4 == 0 ? (0.9, 1) : (0.08, 1)
+            cases.append([Double(h), Double(w), scale.0, scale.1, ratio.0, ratio.1, Double(k)])
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: cases), as: UTF8.self)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", CropBoxesAgainstTorchvision.script, json]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "python3 with torchvision (Debian's python3-torchvision) failed: \(errText)")
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        var fallbacks = 0
+        for (c, r) in zip(cases, results) {
+            let rec = r["rec"] as! [[Any]]
+            var attempts: [(scaleDraw: Double, aspect: Double)] = [], ints: [Int] = []
+            var pendingU: [Double] = []
+            for e in rec {
+                let kind = e[0] as! String, v = (e[1] as! NSNumber).doubleValue
+                switch kind {
+                case "u": pendingU.append(v)
+                case "e": attempts.append((pendingU[pendingU.count - 2], v))
+                default: ints.append(Int(v))
+                }
+            }
+            if ints.isEmpty { fallbacks += 1 }
+            let sampler = RandomResizedCropBoxes(scale: (c[2], c[3]), ratio: (c[4], c[5]))
+            let box = try sampler.replay(height: Int(c[0]), width: Int(c[1]), attempts: attempts,
+                                         offsets: ints.count == 2 ? (ints[0], ints[1]) : nil)
+            let want = (r["box"] as! [NSNumber]).map(\.intValue)
+            #expect([box.top, box.left, box.height, box.width] == want, "H \(c[0]), W \(c[1]), scale \(c[2])–\(c[3]), ratio \(c[4])–\(c[5]), seed \(c[6])")
+        }
+        #expect(fallbacks > 0, "no case exercised the centre fallback")
+    }
+}
