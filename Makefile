@@ -19,7 +19,7 @@ PYFOR = py=$(PY); sed -n 2p "$$g" | grep -q '^\# certify-venv' && py=$(VENV_PY);
 # System packages: HDF5 (library, headers, h5dump/h5diff), OpenBLAS (CBLAS), zlib, and the
 # reference stack the generators and interop tests use (Debian's Python 3 packages).
 APT_PACKAGES := pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev \
-	python3-numpy python3-h5py python3-yaml python3-torch python3-scipy python3-sklearn python3-venv python3-pip \
+	python3-numpy python3-h5py python3-yaml python3-torch python3-torchvision python3-scipy python3-sklearn python3-venv python3-pip \
 	python3-pytest python3-setuptools python3-wheel python3-pil \
 	dataset-fashion-mnist espeak-ng
 # Every reference generator named by a protocol's `generator:` field (the protocols are the source of truth).

@@ -22,7 +22,7 @@ struct Certify: ParsableCommand {
         version: "certify \(certifyVersion)",
         subcommands: [Run.self, Diff.self, Eval.self, List.self, Show.self, Checklist.self, Bench.self, Lava.self, Audit.self, BlockMNISTCommand.self, Validate.self,
                       PlanCommand.self, Work.self, Merge.self, Status.self, Slurm.self,
-                      GraphAuditCommand.self, DARTSGTReproduce.self, VisEval.self, L2GCommand.self,
+                      GraphAuditCommand.self, DARTSGTReproduce.self, VisEval.self, L2GCommand.self, Distill.self,
                       CertifyWorker.self])
 
     static func main() {

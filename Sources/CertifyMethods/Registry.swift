@@ -7,9 +7,10 @@ import IADG
 import InputGradients
 import LAVA
 import L2G
+import NRRDD
 
 /// All methods, grouped by paper.
-public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + dartsgtMethods + l2gMethods
+public let allMethods: [Method] = coreMethods + iadgMethods + inputGradientsMethods + lavaMethods + nrrddMethods + dartsgtMethods + l2gMethods
 
 private let registered: Void = {
     for m in allMethods { Registry.shared.register(m) }

@@ -9,7 +9,7 @@ import Testing
 
 @Suite struct Claims {
     /// The papers implemented so far: every one has a ledger.
-    static let papers = ["iadg", "input_gradients", "lava", "dartsgt"]
+    static let papers = ["iadg", "input_gradients", "lava", "nrrdd", "dartsgt", "l2g"]
 
     @Test func everyPaperHasALedger() throws {
         let prefixes = Set(protocolSet.ledgers.map(\.protocols))
