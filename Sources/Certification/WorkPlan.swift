@@ -197,6 +197,12 @@ public struct UnitLock: Codable, Sendable, Equatable {
 }
 
 /// The files of a plan's units and the rules for reading them.
+/// What a worker did with the units it was given.
+public struct WorkSummary: Sendable {
+    public var ran = 0, alreadyDone = 0, heldElsewhere = 0, redone = 0
+    public init() {}
+}
+
 public struct WorkStore: Sendable {
     public let planPath: String
     public let plan: WorkPlan
@@ -235,6 +241,25 @@ public struct WorkStore: Sendable {
         case done(UnitRecord)
         /// Present but unusable: truncated, corrupt, another plan, another version.
         case invalid(String)
+    }
+
+    /// Of `units`, those still to run. A done unit is counted in `summary.alreadyDone`; a damaged file
+    /// (truncated, corrupt, holding another unit) is redone and counted in `summary.redone`; a unit of
+    /// another plan or version is an error, never silently replaced.
+    public func pending(_ units: [Int], summary: inout WorkSummary, log: (String) -> Void) throws -> [Int] {
+        var todo: [Int] = []
+        for i in units {
+            switch state(i) {
+            case .done: summary.alreadyDone += 1
+            case .missing: todo.append(i)
+            case .invalid(let why):
+                if why.contains("another plan") || why.contains("written by certify") { throw PlanError(why) }
+                log("\(why); redoing it")
+                summary.redone += 1
+                todo.append(i)
+            }
+        }
+        return todo
     }
 
     /// Reads unit `i`'s file and checks it against the plan.

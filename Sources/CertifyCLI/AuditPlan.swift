@@ -180,29 +180,13 @@ enum AuditPlanner {
         }
     }
 
-    struct WorkSummary {
-        var ran = 0, alreadyDone = 0, heldElsewhere = 0, redone = 0
-    }
-
     /// Runs `units` (skipping those done; redoing those whose file is unusable), `jobs` at a time.
     /// `preparation`: made in this process already (the single-machine audit keeps it in memory: no
     /// prepare.bin, and the units record no preparation hash).
     static func work(_ a: Audit, store: WorkStore, units: [Int], jobs: Int, verifyInputs: Bool, preparation: AuditPreparation? = nil,
                      log: @escaping @Sendable (String) -> Void) throws -> WorkSummary {
         var summary = WorkSummary()
-        var todo: [Int] = []
-        for i in units {
-            switch store.state(i) {
-            case .done: summary.alreadyDone += 1
-            case .missing: todo.append(i)
-            case .invalid(let why):
-                // A unit of another plan or version is an error (never silently replaced); a damaged one is redone.
-                if why.contains("another plan") || why.contains("written by certify") { throw PlanError(why) }
-                log("\(why); redoing it")
-                summary.redone += 1
-                todo.append(i)
-            }
-        }
+        let todo = try store.pending(units, summary: &summary, log: log)
         if todo.isEmpty { return summary }
         try store.ensureDirectory()
         let (prep, prepHash): (AuditPreparation, String?) = try preparation.map { ($0, nil) }

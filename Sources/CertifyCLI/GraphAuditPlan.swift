@@ -119,26 +119,12 @@ enum GraphAuditPlanner {
                           entropySpearman: try one("entropy_spearman"))
     }
 
-    struct WorkSummary { var ran = 0, alreadyDone = 0, heldElsewhere = 0, redone = 0 }
-
     /// Runs `units` (skipping those done; redoing those whose file is unusable), one after another.
     /// `loaded`: the model and graphs read in this process already (the single-machine graph-audit).
     static func work(_ a: GraphAuditCommand, store: WorkStore, units: [Int], verifyInputs check: Bool,
                      loaded: (DiscreteModel, [AuditGraph])? = nil, log: @escaping @Sendable (String) -> Void) throws -> WorkSummary {
         var summary = WorkSummary()
-        var todo: [Int] = []
-        for i in units {
-            switch store.state(i) {
-            case .done: summary.alreadyDone += 1
-            case .missing: todo.append(i)
-            case .invalid(let why):
-                // A unit of another plan or version is an error (never silently replaced); a damaged one is redone.
-                if why.contains("another plan") || why.contains("written by certify") { throw PlanError(why) }
-                log("\(why); redoing it")
-                summary.redone += 1
-                todo.append(i)
-            }
-        }
+        let todo = try store.pending(units, summary: &summary, log: log)
         if todo.isEmpty { return summary }
         try store.ensureDirectory()
         let (m, graphs): (DiscreteModel, [AuditGraph])
