@@ -24,6 +24,14 @@ import yaml
 OPS = {}
 
 
+def deterministic_torch():
+    """PyTorch, imported on first use, single-threaded and with deterministic algorithms (every generator's setting)."""
+    import torch
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    return torch
+
+
 def op(pid):
     def register(fn):
         OPS[pid] = fn

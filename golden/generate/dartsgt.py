@@ -16,16 +16,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main, torch_grads  # noqa: E402
+from common import GoldenWriter, OPS, deterministic_torch, library_versions, load_protocol, op, rng_for, run_main, torch_grads  # noqa: E402
 
 GENERATOR = "golden/generate/dartsgt.py"
-
-
-def _torch():
-    import torch
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    return torch
 
 
 def random_graph(rng, n, e, graphs, self_loops=0, isolated=1):
@@ -82,7 +75,7 @@ def gated_gcn_layer(torch, F, x, edge_index, edge_attr, w, training, dropout_mas
 
 @op("dartsgt.gnn")
 def gnn(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     import torch.nn.functional as F
     from torch.nn.utils.stateless import functional_call
     import torch_geometric.nn as pygnn
@@ -152,7 +145,7 @@ def mixed_op_reference(torch, F, experts, alpha, w, bn_w, bn_b, rm, rv, training
 
 @op("dartsgt.mixed_op")
 def mixed_op(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     import torch.nn.functional as F
     n, d, o = case["n"], case["d"], case["o"]
     params = dict(case.get("params", {}))
@@ -202,7 +195,7 @@ def sparse_attention_reference(torch, F, q, kv, edge_index, heads, w, mask, p):
 
 @op("dartsgt.attention")
 def attention(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     import torch.nn.functional as F
     from torch.nn.utils.stateless import functional_call
     from torch_geometric.utils import to_dense_batch
@@ -350,7 +343,7 @@ def layer_weights(rng, inputs, prefix, d, heads, edge_stream):
 
 @op("dartsgt.layer")
 def layer(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     import torch.nn.functional as F
     n, e, d = case["n"], case["e"], case["d"]
     params = dict(case["params"])
@@ -443,7 +436,7 @@ def discretise_reference(alpha, groups):
 
 @op("dartsgt.search")
 def search(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     import torch.nn.functional as F
     d, heads, groups, steps = case["d"], case["params"]["heads"], case["params"]["groups"], case["params"]["steps"]
     edge_stream = case["params"].get("edge_stream", 0)
@@ -580,7 +573,7 @@ def generate(pid, out_root):
     for case in proto["cases"]:
         rng = rng_for(pid, case["name"])
         inputs, params, fn, grad_names = OPS[pid](case, rng)
-        outs, cots, grads = torch_grads(_torch(), fn, inputs, params, grad_names, rng)
+        outs, cots, grads = torch_grads(deterministic_torch(), fn, inputs, params, grad_names, rng)
         w.case(case["name"], inputs, params, outs, cots, grads)
     w.close()
     _ = (scipy, torch, torch_geometric)

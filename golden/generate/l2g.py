@@ -17,16 +17,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, run_main, torch_grads  # noqa: E402
+from common import GoldenWriter, OPS, deterministic_torch, library_versions, load_protocol, op, rng_for, run_main, torch_grads  # noqa: E402
 
 GENERATOR = "golden/generate/l2g.py"
-
-
-def _torch():
-    import torch
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    return torch
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,7 +274,7 @@ def draw_frame(rng, q, g, k, h, w, p, duplicate=False):
 @op("l2g.matcher")
 def matcher(case, rng):
     from scipy.optimize import linear_sum_assignment
-    torch = _torch()
+    torch = deterministic_torch()
     q, g, k, h, w, p = case["q"], case["g"], case["k"], case["h"], case["w"], case["p"]
     logits, masks, tgt, labels, pts = draw_frame(rng, q, g, k, h, w, p, duplicate=case.get("kind") == "tied")
     prm = case.get("params", {})
@@ -331,7 +324,7 @@ def criterion_layer(torch, logits, masks, tgt, labels, mpts, lpts, prm):
 
 @op("l2g.losses")
 def losses(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     L, q, g, k, h, w, pm, p = case["layers"], case["q"], case["g"], case["k"], case["h"], case["w"], case["pm"], case["p"]
     logits, masks = [], []
     tgt = labels = None
@@ -430,7 +423,7 @@ def torch_aligner(torch, qg, ql, pg, plo, W, heads, order, norm_first):
 
 @op("l2g.aligner")
 def aligner(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     L, N, S, B, E, H, Fd = case["layers"], case["n"], case["s"], case["b"], case["e"], case["heads"], case["ffn"]
     inputs = {"global_queries": rng.standard_normal((N, B, E)), "local_queries": rng.standard_normal((S, B, E))}
     if case.get("pos", True):
@@ -454,7 +447,7 @@ def aligner(case, rng):
 
 @op("l2g.propagation")
 def propagation(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     L, T, N, S, B, E, H, Fd = case["layers"], case["t"], case["n"], case["s"], case["b"], case["e"], case["heads"], case["ffn"]
     K1, C, Hh, Ww = case["k"] + 1, case["c"], case["h"], case["w"]
     init = case.get("init", 0)

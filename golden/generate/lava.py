@@ -17,16 +17,9 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import OPS, GoldenWriter, library_versions, load_protocol, op, rng_for, ROOT, run_main  # noqa: E402
+from common import GoldenWriter, OPS, ROOT, deterministic_torch, library_versions, load_protocol, op, rng_for, run_main  # noqa: E402
 
 GENERATOR = "golden/generate/lava.py"
-
-
-def _torch():
-    import torch
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    return torch
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def _search_set(case, rng, m):
 
 @op("lava.rejection")
 def rejection(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     n, m = case["n"], case["m"]
     la = rng.standard_normal((n, 3)) * 2.5
     lr = rng.standard_normal((n, 6)) * 3.0
@@ -356,7 +349,7 @@ def run_with_grads(torch, fn, tensors, grad_names, cot_names, rng):
 
 @op("lava.autoencoder")
 def autoencoder(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     prm = case.get("params", {})
     ch = case["channels"]
     b, length = case["inputs"]["x"][0], case["inputs"]["x"][2]
@@ -403,7 +396,7 @@ HEAD_TRAINABLE = ["encoder.10.weight", "encoder.10.bias", "attention.0.weight", 
 
 @op("lava.heads")
 def heads(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     prm = case.get("params", {})
     ch, hidden, k = case["channels"], case["hidden"], case["classes"]
     b, length = case["inputs"]["x"][0], case["inputs"]["x"][2]
@@ -523,7 +516,7 @@ _OFFICIAL = {}
 
 @op("lava.official_models")
 def official_models(case, rng):
-    torch = _torch()
+    torch = deterministic_torch()
     d = fixtures_dir()
     if not _OFFICIAL:
         for name, fn in (("ada", "ADA_model.h5"), ("admr", "ADMR_model.h5")):
