@@ -58,7 +58,7 @@ let referenceScript = """
     if rate != 16000:
         g = math.gcd(rate, 16000)
         x = resample_poly(x, 16000 // g, rate // g)
-    torch = lava._torch()
+    torch = lava.deterministic_torch()
     out = {"samples_16k": len(x)}
     with torch.no_grad():
         for name, k in (("ADA", 3), ("ADMR", 6)):

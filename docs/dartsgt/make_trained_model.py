@@ -101,7 +101,7 @@ def main():
     ap.add_argument("--out", default=HERE)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch = G._torch()
+    torch = G.deterministic_torch()
     import torch.nn.functional as F
     rng = np.random.Generator(np.random.PCG64(args.seed))
     train = [sbm_graph(rng) for _ in range(60)]
