@@ -8,7 +8,7 @@
 # with a generated key, slurmctld and slurmd with a minimal configuration without cgroups) and is
 # stopped at the end, whatever happens. When Slurm cannot start, this fails with the daemons' logs.
 # CERTIFY=path chooses the binary (default .build/release/certify); KEEP=1 keeps the folder;
-# SLURM_CHECK_EPOCHS=n (default 6) makes each unit's retraining longer, for timing the array.
+# SLURM_CHECK_EPOCHS=n (default 10) makes each unit's retraining longer, for timing the array.
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,7 +142,7 @@ for split, n in [('train', 3000), ('t10k', 600)]:
         with open(os.path.join(out, name), 'wb') as f, gzip.GzipFile(fileobj=f, mode='wb', mtime=0) as g:
             g.write(bytes(h) + d[hdr:hdr + n * per])
 EOF
-ARGS=(--method gradient --source ../src --ks 0.1,0.5 --seeds 2 --learner-epochs "${SLURM_CHECK_EPOCHS:-6}" --learner-hidden 64,64 --model-epochs 2 --jobs 2
+ARGS=(--method gradient --source ../src --ks 0.1,0.5 --seeds 2 --learner-epochs "${SLURM_CHECK_EPOCHS:-10}" --learner-hidden 64,64 --model-epochs 2 --jobs 2
       --json out.json --svg out.svg)
 mkdir -p "$T/work/single" "$T/work/array" "$T/work/preempt"
 step "single-machine run: certify audit ${ARGS[*]}"
@@ -200,20 +200,31 @@ cd "$T/work/preempt"
 "$CERTIFY" plan audit "${ARGS[@]}" -o plan.json
 step "preemption: submitting the same plan one task at a time (--max-parallel 1)"
 read -r PREP ARR MERGE < <(submit plan.json --max-parallel 1 --cpus 1)
+# A unit takes about a second, and a cancel needs a moment to reach the task: when a unit finishes
+# before its cancel lands (its file is written and the task ends COMPLETED), that is Slurm's race, not
+# Certify's; the next running unit is cancelled instead, until one is stopped midway.
 victim=""
+tried=" "
 deadline=$(( $(date +%s) + 600 ))
 while [ -z "$victim" ]; do
   [ "$(date +%s)" -lt "$deadline" ] || fail "no running unit to cancel"
-  [ -n "$(squeue -h -j "$ARR" -o %i 2>/dev/null)" ] || fail "the array finished before a task could be cancelled"
+  [ -n "$(squeue -h -j "$ARR" -o %i 2>/dev/null)" ] || fail "the array finished before a task could be cancelled midway (tried units:$tried)"
   for l in plan.units/unit-*.lock; do
     [ -f "$l" ] || continue
     i=$((10#$(basename "$l" .lock | sed 's/unit-//')))
     [ "$i" -ge 1 ] || continue                      # let at least one unit finish first
+    case "$tried" in *" $i "*) continue ;; esac
+    tried="$tried$i "
     scancel "${ARR}_$i"
+    for _ in $(seq 120); do [ -n "$(squeue -h -j "${ARR}_$i" -t R,CG,PD -o %i 2>/dev/null)" ] || break; sleep 0.25; done
+    if [ -f "plan.units/unit-$(printf %05d "$i").json" ]; then
+      step "unit $i finished before its cancel landed; cancelling the next running unit"
+      continue
+    fi
     victim=$i
     break
   done
-  sleep 0.2
+  sleep 0.1
 done
 step "cancelled array task ${ARR}_$victim while it ran unit $victim"
 wait_jobs "$ARR,$MERGE"
