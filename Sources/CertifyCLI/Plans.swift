@@ -24,6 +24,7 @@ func plannedCommand(_ name: String) -> (any PlannedCommand.Type)? {
     switch name {
     case "audit": Audit.self
     case "graph-audit": GraphAuditCommand.self
+    case "dartsgt-reproduce": DARTSGTReproduce.self
     default: nil
     }
 }
@@ -86,8 +87,9 @@ struct PlanCommand: ParsableCommand {
             chunks of graphs beyond 1000 graphs, at most 1000 units). Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
             certify status PLAN.json, certify merge PLAN.json (the same report, JSON and SVG as the single-machine command), \
             certify slurm PLAN.json. Exit codes: 0 done, 2 bad input.
+            certify plan search [dartsgt-reproduce options] -o PLAN.json (alias: plan dartsgt-reproduce): one unit per (seed, arm) of the DARTS-GT reproduction; the searched arm runs its seed's search.
             """,
-        subcommands: [PlanAudit.self, PlanGraphAudit.self])
+        subcommands: [PlanAudit.self, PlanGraphAudit.self, PlanSearch.self])
 }
 
 struct PlanAudit: ParsableCommand {

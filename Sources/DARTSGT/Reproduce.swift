@@ -86,44 +86,94 @@ public func train(model: SearchModel, weights: [String: Tensor], batches: [Graph
 /// One reproduction arm's result.
 public struct ArmResult: Sendable {
     public var arm: String, ops: [Int], testMAE: Double, specializationMedian: Double, focusMedian: Double
+    public init(arm: String, ops: [Int], testMAE: Double, specializationMedian: Double, focusMedian: Double) {
+        (self.arm, self.ops, self.testMAE, self.specializationMedian, self.focusMedian) = (arm, ops, testMAE, specializationMedian, focusMedian)
+    }
 }
 
-/// One seed: search → discretise → retrain, the uniform and random baselines, test MAE and the explainer medians (k = 2).
-public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int = 2, searchEpochs: Int = 6, trainEpochs: Int = 25,
-                          batchSize: Int = 16, searchOnly: Bool = false,
-                          progress: (String) -> Void = { _ in }) throws -> (alpha: Tensor, arms: [ArmResult], searchSeconds: Double) {
-    var rng = RNG(seed: 1000 + seed)
-    let all = sbmGraphs(count: 120, d: d, rng: &rng)
-    let trainSet = Array(all[0..<80]), test = Array(all[80..<120])
-    func batches(_ gs: [AuditGraph]) -> [GraphBatch] { stride(from: 0, to: gs.count, by: batchSize).map { batch(Array(gs[$0..<Swift.min($0 + batchSize, gs.count)])) } }
-    // Search: the train split split 60/40 into D_tr / D_val; an epoch is zip(D_tr, D_val).
-    let dTr = batches(Array(trainSet[0..<48])), dVal = batches(Array(trainSet[48..<80]))
-    let pairs = Array((0..<searchEpochs).map { _ in Array(zip(dTr, dVal)) }.joined())
-    let groups = Array(0..<layers)
-    var init0 = initialWeights(layers: layers, d: d, heads: heads, edgeStream: true, rng: &rng)
-    let alpha0 = rng.normalTensor([layers, 3]) * 1e-3
-    let searchModel = SearchModel(layers: layers, groups: groups, heads: heads, edgeStream: true, buffers: init0.buffers, store: BufferStore(init0.buffers))
-    progress("seed \(seed): search (\(pairs.count) steps)")
-    let t0 = Date()
-    let trace = try search(model: searchModel, weights: init0.weights, alpha: alpha0, pairs: pairs)
-    let searchSeconds = Date().timeIntervalSince(t0)
-    progress(String(format: "seed %d: search of %d epochs (%d steps) took %.2f s, %.3f s per epoch", Int(seed), searchEpochs, pairs.count,
-                    searchSeconds, searchSeconds / Double(Swift.max(searchEpochs, 1))))
-    if searchOnly { return (trace.alphas.last ?? alpha0, [], searchSeconds) }
-    let alpha = trace.alphas.last ?? alpha0
-    let chosen = try discretise(alpha, groups: groups)
-    var arms: [(String, [Int])] = [("DARTS-GT (searched)", chosen)]
-    for op in GNNOperator.allCases { arms.append(("uniform \(op.name)", Array(repeating: op.rawValue, count: layers))) }
-    arms.append(("random per layer", (0..<layers).map { _ in rng.int(below: 3) }))
-    let testBatch = batch(test), trainBatches = batches(trainSet)
-    var results: [ArmResult] = []
-    for (name, ops) in arms {
+/// One seed of the reproduction, split into independent arms: everything drawn before the arms (the graphs, the search's
+/// initial weights and α, the random arm's operators) and the random stream the arms re-initialise from. Arm `j` draws the
+/// (j + 1)-th fresh initialisation of that stream, exactly as when the arms run one after another, so any arm can run alone
+/// (a unit of `certify plan search`) and give the bits of the sequential run. Only the searched arm needs the search.
+public struct Reproduction {
+    public let seed: UInt64, layers: Int, d: Int, heads: Int, searchEpochs: Int, trainEpochs: Int, batchSize: Int
+    let trainSet: [AuditGraph], test: [AuditGraph]
+    let pairs: [(GraphBatch, GraphBatch)]
+    let searchInit: (weights: [String: Tensor], buffers: [String: Tensor])
+    let alpha0: Tensor
+    /// The "random per layer" arm's operators (drawn after α₀; the search and discretisation draw nothing).
+    public let randomOps: [Int]
+    /// The stream right after `randomOps`: the arms' initialisations, in arm order.
+    let armStream: RNG
+
+    public init(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int = 2, searchEpochs: Int = 6, trainEpochs: Int = 25, batchSize: Int = 16) {
+        (self.seed, self.layers, self.d, self.heads, self.searchEpochs, self.trainEpochs, self.batchSize) =
+            (seed, layers, d, heads, searchEpochs, trainEpochs, batchSize)
+        var rng = RNG(seed: 1000 + seed)
+        let all = sbmGraphs(count: 120, d: d, rng: &rng)
+        trainSet = Array(all[0..<80])
+        test = Array(all[80..<120])
+        // Search: the train split split 60/40 into D_tr / D_val; an epoch is zip(D_tr, D_val).
+        let dTr = Reproduction.batches(Array(trainSet[0..<48]), size: batchSize), dVal = Reproduction.batches(Array(trainSet[48..<80]), size: batchSize)
+        pairs = Array((0..<searchEpochs).map { _ in Array(zip(dTr, dVal)) }.joined())
+        searchInit = initialWeights(layers: layers, d: d, heads: heads, edgeStream: true, rng: &rng)
+        alpha0 = rng.normalTensor([layers, 3]) * 1e-3
+        randomOps = (0..<layers).map { _ in rng.int(below: 3) }
+        armStream = rng
+    }
+
+    /// The seed's 120 graphs: 80 training (48 D_tr, 32 D_val), 40 test.
+    public var graphs: [AuditGraph] { trainSet + test }
+
+    static func batches(_ gs: [AuditGraph], size: Int) -> [GraphBatch] {
+        stride(from: 0, to: gs.count, by: size).map { batch(Array(gs[$0..<Swift.min($0 + size, gs.count)])) }
+    }
+
+    /// The arms, in order: the searched operators, one uniform operator in every layer per operator, a random operator per layer.
+    public static let armNames: [String] = ["DARTS-GT (searched)"] + GNNOperator.allCases.map { "uniform \($0.name)" } + ["random per layer"]
+
+    /// Arm `arm`'s operator per layer; the searched arm's come from the searched α (`alpha`).
+    public func ops(arm: Int, alpha: Tensor?) throws -> [Int] {
+        let uniform = GNNOperator.allCases
+        switch arm {
+        case 0:
+            guard let alpha else { throw InputError(file: "reproduction", object: "arm 0", "the searched arm needs the search's α") }
+            return try discretise(alpha, groups: Array(0..<layers))
+        case 1...uniform.count: return Array(repeating: uniform[arm - 1].rawValue, count: layers)
+        case uniform.count + 1: return randomOps
+        default: throw InputError(file: "reproduction", object: "arm \(arm)", "there are \(Reproduction.armNames.count) arms")
+        }
+    }
+
+    /// The first-order search from α₀: the final α and the search's wall time.
+    public func search(progress: (String) -> Void = { _ in }) throws -> (alpha: Tensor, seconds: Double) {
+        let searchModel = SearchModel(layers: layers, groups: Array(0..<layers), heads: heads, edgeStream: true, buffers: searchInit.buffers,
+                                      store: BufferStore(searchInit.buffers))
+        progress("seed \(seed): search (\(pairs.count) steps)")
+        let t0 = Date()
+        let trace = try DARTSGT.search(model: searchModel, weights: searchInit.weights, alpha: alpha0, pairs: pairs)
+        let seconds = Date().timeIntervalSince(t0)
+        progress(String(format: "seed %d: search of %d epochs (%d steps) took %.2f s, %.3f s per epoch", Int(seed), searchEpochs, pairs.count,
+                        seconds, seconds / Double(Swift.max(searchEpochs, 1))))
+        return (trace.alphas.last ?? alpha0, seconds)
+    }
+
+    /// Arm `arm` with operators `ops`: re-initialised (B.8), trained, test MAE, the explainer's medians (k = 2) on the test graphs.
+    public func train(arm: Int, ops: [Int], progress: (String) -> Void = { _ in }) throws -> ArmResult {
+        guard Reproduction.armNames.indices.contains(arm) else {
+            throw InputError(file: "reproduction", object: "arm \(arm)", "there are \(Reproduction.armNames.count) arms")
+        }
+        let name = Reproduction.armNames[arm]
         progress("seed \(seed): train \(name) \(ops)")
-        init0 = initialWeights(layers: layers, d: d, heads: heads, edgeStream: true, rng: &rng)  // re-initialised (B.8)
+        var rng = armStream
+        var init0 = initialWeights(layers: layers, d: d, heads: heads, edgeStream: true, rng: &rng)
+        for _ in 0..<arm { init0 = initialWeights(layers: layers, d: d, heads: heads, edgeStream: true, rng: &rng) }
+        let groups = Array(0..<layers)
+        let testBatch = batch(test), trainBatches = Reproduction.batches(trainSet, size: batchSize)
         let store = BufferStore(init0.buffers)
         var model = SearchModel(layers: layers, groups: groups, heads: heads, edgeStream: true, buffers: init0.buffers,
                                 discrete: ops.map { GNNOperator(rawValue: $0)! }, store: store)
-        let w = try train(model: model, weights: init0.weights, batches: trainBatches, epochs: trainEpochs, lr: 0.005)
+        let w = try DARTSGT.train(model: model, weights: init0.weights, batches: trainBatches, epochs: trainEpochs, lr: 0.005)
         model.training = false
         let tape = Tape()
         let pred = try model.predict(w.mapValues { tape.constant($0) }, alpha: nil, batch: testBatch, tape: tape).value
@@ -138,8 +188,18 @@ public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int 
         let dm = DiscreteModel(ops: model.discrete!, heads: heads, edgeStream: true, addPooling: false, task: .regression,
                                layers: layerDicts, head: [(w["head.weight"]!, w["head.bias"]!)], d: d)
         let reports = try graphAudit(model: dm, graphs: test, k: 2)
-        results.append(ArmResult(arm: name, ops: ops, testMAE: mae, specializationMedian: summary(reports.map(\.specialization)).median,
-                                 focusMedian: summary(reports.map(\.focus)).median))
+        return ArmResult(arm: name, ops: ops, testMAE: mae, specializationMedian: summary(reports.map(\.specialization)).median,
+                         focusMedian: summary(reports.map(\.focus)).median)
     }
-    return (alpha, results, searchSeconds)
+}
+
+/// One seed: search → discretise → retrain, the uniform and random baselines, test MAE and the explainer medians (k = 2).
+public func reproduceSeed(seed: UInt64, layers: Int = 2, d: Int = 8, heads: Int = 2, searchEpochs: Int = 6, trainEpochs: Int = 25,
+                          batchSize: Int = 16, searchOnly: Bool = false,
+                          progress: (String) -> Void = { _ in }) throws -> (alpha: Tensor, arms: [ArmResult], searchSeconds: Double) {
+    let r = Reproduction(seed: seed, layers: layers, d: d, heads: heads, searchEpochs: searchEpochs, trainEpochs: trainEpochs, batchSize: batchSize)
+    let (alpha, searchSeconds) = try r.search(progress: progress)
+    if searchOnly { return (alpha, [], searchSeconds) }
+    let arms = try Reproduction.armNames.indices.map { try r.train(arm: $0, ops: try r.ops(arm: $0, alpha: alpha), progress: progress) }
+    return (alpha, arms, searchSeconds)
 }
