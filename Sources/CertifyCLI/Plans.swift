@@ -24,6 +24,7 @@ func plannedCommand(_ name: String) -> (any PlannedCommand.Type)? {
     switch name {
     case "audit": Audit.self
     case "graph-audit": GraphAuditCommand.self
+    case "distill": Distill.self
     default: nil
     }
 }
@@ -83,11 +84,13 @@ struct PlanCommand: ParsableCommand {
             certify plan audit [audit options] -o PLAN.json: the full configuration (every option, each data source with \
             its SHA-256, seeds, certify version and commit, a hash of it all) and the list of units (one per DiffROAR \
             retraining); certify plan graph-audit [graph-audit options] -o PLAN.json: one unit per test graph (contiguous \
-            chunks of graphs beyond 1000 graphs, at most 1000 units). Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
+            chunks of graphs beyond 1000 graphs, at most 1000 units); certify plan distill --reproduce [distill options] -o PLAN.json: \
+            one unit per student run (construction × labels × seed, then the sweep's; at most 1000 units), the teacher trained \
+            once as the shared preparation. Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
             certify status PLAN.json, certify merge PLAN.json (the same report, JSON and SVG as the single-machine command), \
             certify slurm PLAN.json. Exit codes: 0 done, 2 bad input.
             """,
-        subcommands: [PlanAudit.self, PlanGraphAudit.self])
+        subcommands: [PlanAudit.self, PlanGraphAudit.self, PlanDistill.self])
 }
 
 struct PlanAudit: ParsableCommand {
