@@ -1,7 +1,8 @@
 // `certify distill`: NRR-DD / RDED dataset distillation of Fashion-MNIST with the certified NRRDD methods.
 // (a) --method random|rded|nrrdd --output SET.h5 writes a distilled set with its relabel plan and stored labels;
 // (b) --evaluate SET.h5 trains a student on a distilled set (yours or ours) the same way and reports test accuracy;
-// (c) --reproduce runs every arm (3 constructions × 3 label kinds) over seeds, optionally the ε/α_dbr sweep.
+// (c) --reproduce runs every arm (3 constructions × 3 label kinds) over seeds, optionally the ε/α_dbr sweep, as
+//     plan → work → merge (DistillPlan.swift), the path of `certify plan distill`.
 // Progress goes to stderr; files are written atomically at the end (SafeOutput).
 
 import ArgumentParser
@@ -93,6 +94,9 @@ struct Distill: ParsableCommand {
         }
     }
 
+    /// The teacher's RNG seed: one teacher for every seed of a reproduction.
+    static let teacherSeed: UInt64 = 1_000_003
+
     struct Data {
         var train: Tensor, trainLabels: [Int], test: Tensor, testLabels: [Int]
     }
@@ -106,7 +110,7 @@ struct Distill: ParsableCommand {
 
     func teacher(_ d: Data, _ cfg: DistillConfig, _ log: @escaping (String) -> Void) throws -> (NRRTeacher, Double, Double) {
         let start = Date()
-        var rng = RNG(seed: 1_000_003)
+        var rng = RNG(seed: Distill.teacherSeed)
         let n = Swift.min(cfg.teacherTrain, d.train.shape[0])
         log("training the teacher on \(n) images, \(cfg.teacherEpochs) epochs")
         let t = try Distillation.trainTeacher(x: Distillation.rowsPublic(d.train, Array(0..<n)), y: Array(d.trainLabels.prefix(n)), config: cfg, rng: &rng) { log("teacher " + $0) }
@@ -151,7 +155,35 @@ struct Distill: ParsableCommand {
             stderr("wrote \(output)\n")
             return
         }
-        try DistillRun(command: self).reproduce(log: log)
+        try reproduce(log: log)
+    }
+
+    /// The reproduction (c): plan → work (every unit, here) → merge, the path of `certify plan distill` (DistillPlan.swift).
+    func reproduce(log: @escaping @Sendable (String) -> Void) throws {
+        let start = Date()
+        let tmp = try Audit.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let plan = try DistillPlanner.plan(self, arguments: Distill.ownArguments(), directory: FileManager.default.currentDirectoryPath)
+        let store = WorkStore(planPath: tmp + "/plan.json", plan: plan)
+        try SafeOutput.write(store.planPath, data: try plan.encoded())
+        let d = try loadData(log)
+        let (t, tacc, tsec) = try teacher(d, config, log)
+        let prep = DistillPreparation(teacher: t, accuracy: tacc, seconds: tsec)
+        _ = try DistillPlanner.work(self, store: store, units: Array(plan.units.indices), verifyInputs: false, loaded: (d, prep), log: log)
+        var (report, _) = try DistillPlanner.merge(self, store: store, preparation: prep, log: log)
+        report.seconds = reproducibleDate() == nil ? Date().timeIntervalSince(start) : 0
+        try printAndWrite(report)
+    }
+
+    /// Prints the table (stdout) and writes --json: the end of `certify distill --reproduce` and of `certify merge`.
+    func printAndWrite(_ report: DistillRun.Report) throws {
+        print(DistillRun.table(report))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try SafeOutput.write(json, data: try enc.encode(report))
+            stderr("wrote \(json)\n")
+        }
     }
 }
 
@@ -165,10 +197,8 @@ extension Distillation {
     }
 }
 
-/// The reproduction: every construction × label kind over seeds, and the sensitivity sweep.
-struct DistillRun {
-    let command: Distill
-
+/// The reproduction's report and one student run (the runs themselves: DistillPlan.swift).
+enum DistillRun {
     struct Arm: Codable {
         var construction: String, labels: String, seed: Int, accuracy: Double, seconds: Double, stored_numbers: Int
         var epsilon: Double, alpha_dbr: Double
@@ -199,69 +229,6 @@ struct DistillRun {
             if Date().timeIntervalSince(lastLog) > 20 { log("  student (\(kind.rawValue)) \(line)"); lastLog = Date() }
         }
         return (try s.accuracy(data.test, data.testLabels), Date().timeIntervalSince(start))
-    }
-
-    func reproduce(log: @escaping @Sendable (String) -> Void) throws {
-        let start = Date()
-        let cfg = command.config
-        let d = try command.loadData(log)
-        let (t, tacc, tsec) = try command.teacher(d, cfg, log)
-        var arms: [Arm] = [], sweep: [Arm] = []
-        var nrrSeconds: [Double] = []
-        func build(_ c: InitialSet, _ seed: Int, _ cfg: DistillConfig) throws -> (images: Tensor, labels: [Int]) {
-            var rng = RNG(seed: UInt64(seed) &* 7919 &+ 17)
-            let s0 = Date()
-            let set = try Distillation.initialSet(c, x: d.train, y: d.trainLabels, teacher: t, config: cfg, rng: &rng, nrrSeconds: { nrrSeconds.append($0) })
-            log("\(c.rawValue) set (seed \(seed)) built in \(String(format: "%.1f", Date().timeIntervalSince(s0))) s")
-            return set
-        }
-        func arm(_ c: InitialSet, _ k: LabelKind, _ seed: Int, _ set: (images: Tensor, labels: [Int]), _ cfg: DistillConfig) throws -> Arm {
-            let r = try DistillRun.student(images: set.images, labels: set.labels, teacher: t, kind: k, cfg: cfg, seed: UInt64(seed), data: d, log: log)
-            log(String(format: "seed %d  %@ %@ accuracy %.4f (%.1f s)", seed, c.rawValue, k.rawValue, r.accuracy, r.seconds))
-            return Arm(construction: c.rawValue, labels: k.rawValue, seed: seed, accuracy: r.accuracy, seconds: r.seconds,
-                       stored_numbers: Distillation.storedNumbers(k, instances: set.labels.count, epochs: cfg.studentEpochs),
-                       epsilon: cfg.epsilon, alpha_dbr: cfg.alphaDBR)
-        }
-        for seed in 0..<command.seeds {
-            for c in InitialSet.allCases {
-                let set = try build(c, seed, cfg)
-                for k in LabelKind.allCases { arms.append(try arm(c, k, seed, set, cfg)) }
-            }
-        }
-        if command.sweep {
-            for eps in [0.25, 0.75] where eps != cfg.epsilon {
-                var c2 = cfg
-                c2.epsilon = eps
-                let set = try build(.nrrdd, 0, c2)
-                for k in [LabelKind.dbr, .soft] { sweep.append(try arm(.nrrdd, k, 0, set, c2)) }
-            }
-            let set = try build(.nrrdd, 0, cfg)
-            for a in [0.1, 10.0] where a != cfg.alphaDBR {
-                var c2 = cfg
-                c2.alphaDBR = a
-                sweep.append(try arm(.nrrdd, .dbr, 0, set, c2))
-            }
-            for a in [0.1, 10.0] where a != cfg.alphaDBR {
-                var c2 = cfg
-                c2.alphaDBR = a
-                let rset = try build(.random, 0, cfg)
-                sweep.append(try arm(.random, .dbr, 0, rset, c2))
-            }
-        }
-        var prov = Audit.provenance(data: "Fashion-MNIST IDX files in \(command.source) (teacher: first \(cfg.teacherTrain) training images; test: first \(cfg.testLimit))",
-                                    seeds: "seed s: distillation RNG(s·7919 + 17), relabel plan RNG(s·104729 + 3), student RNG(s·15485863 + 11); teacher RNG(1000003)")
-        prov.removeValue(forKey: "date")
-        let report = Report(provenance: prov, config: cfg.summary, teacher_accuracy: tacc, teacher_seconds: tsec,
-                            nrr_seconds_per_class: nrrSeconds.isEmpty ? 0 : nrrSeconds.reduce(0, +) / Double(nrrSeconds.count),
-                            arms: arms, sweep: sweep, seconds: Date().timeIntervalSince(start))
-        print(DistillRun.table(report))
-        if let json = command.json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let bytes = try enc.encode(report)
-            try SafeOutput.write(json, data: bytes)
-            stderr("wrote \(json)\n")
-        }
     }
 
     static func table(_ r: Report) -> String {

@@ -7,7 +7,7 @@ import ArgumentParser
 import Certification
 import Foundation
 
-/// A command that can run as a plan: today `audit` and `graph-audit`; distill and search adopt the same path.
+/// A command that can run as a plan: `audit`, `graph-audit`, `distill --reproduce` and `dartsgt-reproduce` (`plan search`).
 protocol PlannedCommand {
     /// Parses the command's own arguments (validated as on the command line).
     static func load(arguments: [String]) throws -> Self
@@ -25,6 +25,7 @@ func plannedCommand(_ name: String) -> (any PlannedCommand.Type)? {
     case "audit": Audit.self
     case "graph-audit": GraphAuditCommand.self
     case "dartsgt-reproduce": DARTSGTReproduce.self
+    case "distill": Distill.self
     default: nil
     }
 }
@@ -84,12 +85,14 @@ struct PlanCommand: ParsableCommand {
             certify plan audit [audit options] -o PLAN.json: the full configuration (every option, each data source with \
             its SHA-256, seeds, certify version and commit, a hash of it all) and the list of units (one per DiffROAR \
             retraining); certify plan graph-audit [graph-audit options] -o PLAN.json: one unit per test graph (contiguous \
-            chunks of graphs beyond 1000 graphs, at most 1000 units). Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
+            chunks of graphs beyond 1000 graphs, at most 1000 units); certify plan distill --reproduce [distill options] -o PLAN.json: \
+            one unit per student run (construction × labels × seed, then the sweep's; at most 1000 units), the teacher trained \
+            once as the shared preparation. Then: certify work PLAN.json --all | --unit I | --shard i/n (or the index of an array job), \
             certify status PLAN.json, certify merge PLAN.json (the same report, JSON and SVG as the single-machine command), \
             certify slurm PLAN.json. Exit codes: 0 done, 2 bad input.
             certify plan search [dartsgt-reproduce options] -o PLAN.json (alias: plan dartsgt-reproduce): one unit per (seed, arm) of the DARTS-GT reproduction; the searched arm runs its seed's search.
             """,
-        subcommands: [PlanAudit.self, PlanGraphAudit.self, PlanSearch.self])
+        subcommands: [PlanAudit.self, PlanGraphAudit.self, PlanSearch.self, PlanDistill.self])
 }
 
 struct PlanAudit: ParsableCommand {
