@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the certified ops and the papers' end-to-end workloads against PyTorch CPU, both single-threaded and
 # Float64, in the same run. Op cases: forward + backward, best of ≥ $REPEATS runs (default 5) and ≥ $MIN_TIME s
-# (default 1) after a warm-up; end-to-end cases (e2e_*): best of $E2E_REPEATS runs (default 2), no warm-up.
+# (default 1) after a warm-up; end-to-end cases (e2e_*): best of $E2E_REPEATS runs (default 1), no warm-up.
 # The two sides are interleaved per case (PyTorch, then Certify), so a change in the machine's load hits both.
 # Then, unless --only is given (or --only papers), the new papers' own bench scripts (DARTS-GT search epoch,
 # L2G training epoch). Prints a markdown table (case, Certify s, PyTorch s, ratio) and the load average.
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS="${REPEATS:-5}"
 MIN_TIME="${MIN_TIME:-1}"
-E2E_REPEATS="${E2E_REPEATS:-2}"
+E2E_REPEATS="${E2E_REPEATS:-1}"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 CERTIFY_BLAS_THREADS=1
 # OpenBLAS picks its kernels from the CPU model; in VMs that hide the model (lscpu: "Intel(R) Xeon(R)
 # Processor") it falls back to the generic Prescott kernel, ~8× slower for dgemm. Choose the kernel from
