@@ -41,7 +41,7 @@ CERTIFY=.build/release/certify
 
 if [[ "$ONLY" != "papers" ]]; then
   rm -f "$OUT"/cases/*.json
-  mapfile -t CASES < <("$PYTHON" bench/torch_bench.py --list ${ONLY:+--only "$ONLY"})
+  mapfile -t CASES < <("$PYTHON" bench/torch_bench.py --list ${ONLY:+--only "$ONLY"} | grep .)
   [[ ${#CASES[@]} -gt 0 ]] || { echo "no benchmark case matches --only $ONLY" >&2; exit 1; }
   for c in "${CASES[@]}"; do
     "$PYTHON" bench/torch_bench.py --repeats "$REPEATS" --min-time "$MIN_TIME" --e2e-repeats "$E2E_REPEATS" --only "$c" \

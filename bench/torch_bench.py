@@ -323,8 +323,9 @@ def main():
     ap.add_argument("--list", action="store_true", help="print the case names, one a line, and exit")
     args = ap.parse_args()
     if args.list:
-        print("\n".join(n for n in list(CASES) + list(E2E_CASES)
-                        if not args.only or any(part in n for part in args.only.split(","))))
+        for n in list(CASES) + list(E2E_CASES):
+            if not args.only or any(part in n for part in args.only.split(",")):
+                print(n)
         return
     results = {}
     for name, make in list(CASES.items()) + list(E2E_CASES.items()):
