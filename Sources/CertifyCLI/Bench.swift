@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time forward + backward of the certified ops (best of N); compare with PyTorch's timings.",
-        discussion: "Every case builds its inputs once, then times one forward pass and the gradients of Σ outputs ⊙ cotangent with respect to every differentiable input: best of --repeats runs after one warm-up. Use one BLAS thread (CERTIFY_BLAS_THREADS=1, the default) to compare with PyTorch under torch.set_num_threads(1); bench/run.sh runs both sides and sets OPENBLAS_CORETYPE from the CPU flags.")
+        discussion: "Every case builds its inputs once, then times one forward pass and the gradients of Σ outputs ⊙ cotangent with respect to every differentiable input: best of --repeats runs after one warm-up. End-to-end cases (e2e_*: the IADG training step, LAVA's released models, one DiffROAR retraining) are timed whole, best of --e2e-repeats runs without a warm-up. Use one BLAS thread (CERTIFY_BLAS_THREADS=1, the default) to compare with PyTorch under torch.set_num_threads(1); bench/run.sh runs both sides and sets OPENBLAS_CORETYPE from the CPU flags.")
 
     @Option(name: .shortAndLong, help: "Timed repetitions per case (the best is reported).")
     var repeats = 5
