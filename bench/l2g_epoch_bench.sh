@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1 CERTIFY_BLAS_THREADS=1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 .build/release/certify l2g experiment --seeds 1 --epochs 1 --train 48 --test 4 --json "$tmp/e.json" > /dev/null 2>&1
-read -r c_l2g c_prop < <(/usr/bin/python3 -c "import json; r = json.load(open('$tmp/e.json')); d = {x['arm']: x['trainSeconds'] for x in r}; print(d['L2G-aligner'], d['plain propagation'])")
+read -r c_l2g c_prop < <(/usr/bin/python3 -c "import json; r = json.load(open('$tmp/e.json')); r = r['runs'] if isinstance(r, dict) else r; d = {x['arm']: x['trainSeconds'] for x in r}; print(d['L2G-aligner'], d['plain propagation'])")
 t_l2g=$(/usr/bin/python3 bench/l2g_epoch_torch.py --arm l2g | sed -E 's/.* in ([0-9.]+) s.*/\1/')
 t_prop=$(/usr/bin/python3 bench/l2g_epoch_torch.py --arm propagation | sed -E 's/.* in ([0-9.]+) s.*/\1/')
 echo "arm | certify s | pytorch s | ratio"

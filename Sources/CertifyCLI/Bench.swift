@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time forward + backward of the certified ops (best of N); compare with PyTorch's timings.",
-        discussion: "Every case builds its inputs once, then times one forward pass and the gradients of Σ outputs ⊙ cotangent with respect to every differentiable input: best of --repeats runs after one warm-up. Use one BLAS thread (CERTIFY_BLAS_THREADS=1, the default) to compare with PyTorch under torch.set_num_threads(1); bench/run.sh runs both sides and sets OPENBLAS_CORETYPE from the CPU flags.")
+        discussion: "Every case builds its inputs once, then times one forward pass and the gradients of Σ outputs ⊙ cotangent with respect to every differentiable input: best of --repeats runs after one warm-up. End-to-end cases (e2e_*: the IADG training step, LAVA's released models, one DiffROAR retraining) are timed whole, best of --e2e-repeats runs without a warm-up. Use one BLAS thread (CERTIFY_BLAS_THREADS=1, the default) to compare with PyTorch under torch.set_num_threads(1); bench/run.sh runs both sides and sets OPENBLAS_CORETYPE from the CPU flags.")
 
     @Option(name: .shortAndLong, help: "Timed repetitions per case (the best is reported).")
     var repeats = 5
@@ -26,7 +26,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("json-out"), help: "Also write Certify's timings as JSON to this file.")
     var jsonOut: String?
 
-    @Option(help: "Only run cases whose name contains this string.")
+    @Option(name: .customLong("e2e-repeats"), help: "Timed runs of each end-to-end case (e2e_*; the best is reported, no separate warm-up).")
+    var e2eRepeats = 2
+
+    @Option(help: "Only run cases whose name contains this string (several: separated by commas).")
     var only: String?
 
     /// A benchmark case: its name and a setup that builds the inputs and returns one timed run.
@@ -35,12 +38,20 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1, got \(repeats)") }
         guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
+        guard e2eRepeats >= 1 else { throw ValidationError("--e2e-repeats must be ≥ 1, got \(e2eRepeats)") }
     }
 
     mutating func run() throws {
         var cases: [Case] = Bench.ownCases
         for (name, body) in try Bench.convolutionAndNormCases() { cases.append((name, { body })) }
-        if let only { cases = cases.filter { $0.name.contains(only) } }
+        cases += Bench.paperOpCases
+        let endToEnd = Bench.endToEndCases
+        cases += endToEnd
+        let e2eNames = Set(endToEnd.map(\.name))
+        if let only {
+            let parts = only.split(separator: ",").map(String.init)
+            cases = cases.filter { c in parts.contains { c.name.contains($0) } }
+        }
         guard !cases.isEmpty else { throw CLIError(message: "no benchmark case matches --only \(only ?? "")") }
 
         var torch: [String: Double] = [:]
@@ -50,10 +61,11 @@ struct Bench: ParsableCommand {
         print("certify bench: best of ≥ \(repeats) runs and ≥ \(minTime) s per case (after 1 warm-up), BLAS threads \(BLAS.threads)")
         var results: [(String, Double)] = []
         for c in cases {
+            let e2e = e2eNames.contains(c.name)
             let body = try c.setup()
-            try body()  // warm-up
+            if !e2e { try body() }  // warm-up
             var best = Double.infinity, spent = 0.0, runs = 0
-            while runs < repeats || (spent < minTime && runs < 1000) {
+            while e2e ? runs < e2eRepeats : (runs < repeats || (spent < minTime && runs < 1000)) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try body()
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
