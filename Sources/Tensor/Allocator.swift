@@ -1,7 +1,8 @@
 // The C heap's behaviour for the tape's temporaries. A forward + backward pass allocates and frees the
 // same large buffers (0.1–10 MB) every step; with glibc's defaults each free at the top of the heap
 // returns the pages to the kernel (trim) and the next step faults them in again and the kernel clears
-// them: about a tenth of a multi-head attention step. Processes that run many steps (the certify CLI)
+// them: about a tenth of a multi-head attention step and half of a batch-norm step on [8, 128, 64, 64]
+// (32 MiB buffers, which glibc would map and unmap on their own). Processes that run many steps (the certify CLI)
 // keep freed memory for reuse instead.
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ public enum Allocator {
     /// instead of returning it to the kernel, and serve blocks below `mmapThreshold` from the heap
     /// (larger ones still map and unmap their own pages). Process-wide; call once, early. A no-op
     /// where the C library is not glibc. Results do not depend on it, only the time spent in page faults.
-    public static func retainFreedMemory(trimThreshold: Int = 256 << 20, mmapThreshold: Int = 32 << 20) {
+    public static func retainFreedMemory(trimThreshold: Int = 256 << 20, mmapThreshold: Int = 128 << 20) {
         #if canImport(Glibc)
         // mallopt is declared in <malloc.h>, which Swift's Glibc module does not include: look it up.
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }  // RTLD_DEFAULT
