@@ -26,6 +26,9 @@ struct Certify: ParsableCommand {
                       CertifyWorker.self])
 
     static func main() {
+        // Reuse freed heap memory for the tape's temporaries instead of faulting fresh pages in every
+        // step (bench/README.md, "Optimisations (issue 17)").
+        Allocator.retainFreedMemory()
         registerAll()
         do {
             var command = try parseAsRoot()

@@ -1,7 +1,8 @@
 // Attention: masked_fill, scaled dot-product attention with a key-padding mask, and multi-head
 // attention exactly as torch.nn.MultiheadAttention (sequence-first layout). Both attentions are
-// compositions of tape ops — matmul, permute, masked_fill and a few private ops of this file
-// (row softmax, packed in-projection, heads split, head mean) — so their gradients come from the tape.
+// compositions of tape ops — matmul, permute, masked_fill and a few private ops of this file (row
+// softmax; for multi-head attention a packed in-projection, a fused attention core over all heads,
+// the head mean of the weights and the out-projection) — so their gradients come from the tape.
 
 import Foundation
 import Tensor
@@ -56,27 +57,6 @@ private func attentionSoftmax(_ x: Var) -> Var {
             }
         }
         return [Tensor(unchecked: g.shape, d)]
-    }
-}
-
-/// Mean over axis 1 of [N, H, R] (the head average of attention weights). VJP: g/H broadcast over H.
-private func attentionHeadMean(_ x: Var) -> Var {
-    let (n, h) = (x.shape[0], x.shape[1])
-    let r = x.shape.dropFirst(2).reduce(1, *)
-    var y = [Double](repeating: 0, count: n * r)
-    x.value.data.withUnsafeBufferPointer { px in
-        for b in 0..<n {
-            for k in 0..<h { let o = (b * h + k) * r; for j in 0..<r { y[b * r + j] += px[o + j] } }
-        }
-    }
-    let inv = 1.0 / Double(h)
-    for j in 0..<y.count { y[j] *= inv }
-    return x.tape.record(Tensor(unchecked: [n] + x.shape.dropFirst(2), y), parents: [x]) { g in
-        var d = [Double](repeating: 0, count: x.value.count)
-        for b in 0..<n {
-            for k in 0..<h { let o = (b * h + k) * r; for j in 0..<r { d[o + j] = g.data[b * r + j] * inv } }
-        }
-        return [Tensor(unchecked: x.shape, d)]
     }
 }
 
@@ -149,10 +129,11 @@ private func packedInProjection(_ xs: [Var], _ w: Var, _ b: Var?, e: Int) -> Var
     let rows = xs.map { $0.shape[0] }
     let offsets = rows.indices.map { rows[..<$0].reduce(0, +) }
     let total = rows.reduce(0, +)
-    var y = [Double](repeating: 0, count: total * e)
+    // Every row block is written by its gemm (beta = 0), so the buffer starts uninitialised.
+    var y = [Double](unsafeUninitializedCapacity: total * e) { _, count in count = total * e }
     w.value.data.withUnsafeBufferPointer { pw in
         y.withUnsafeMutableBufferPointer { py in
-            for (p, x) in xs.enumerated() {
+            for (p, x) in xs.enumerated() where rows[p] > 0 {
                 x.value.data.withUnsafeBufferPointer { px in
                     BLAS.gemm(transA: false, transB: true, m: rows[p], n: e, k: e, a: px.baseAddress!, lda: e,
                               b: pw.baseAddress! + p * e * e, ldb: e, c: py.baseAddress! + offsets[p] * e, ldc: e)
@@ -170,13 +151,20 @@ private func packedInProjection(_ xs: [Var], _ w: Var, _ b: Var?, e: Int) -> Var
     let parents = xs + [w] + (b.map { [$0] } ?? [])
     return w.tape.record(Tensor(unchecked: [total, e], y), parents: parents) { g in
         var grads: [Tensor?] = []
-        var gw = [Double](repeating: 0, count: 3 * e * e)
+        // ∂X_p and the three blocks of ∂W are each written whole by one gemm (beta = 0).
+        var gw = [Double](unsafeUninitializedCapacity: 3 * e * e) { _, count in count = 3 * e * e }
         var gb = [Double](repeating: 0, count: 3 * e)
         g.data.withUnsafeBufferPointer { pg in
             w.value.data.withUnsafeBufferPointer { pw in
                 gw.withUnsafeMutableBufferPointer { pgw in
                     for (p, x) in xs.enumerated() {
-                        var gx = [Double](repeating: 0, count: rows[p] * e)
+                        guard rows[p] > 0 else {
+                            // No rows: ∂X_p is empty and this part's ∂W block is 0.
+                            grads.append(Tensor(unchecked: x.shape, []))
+                            (pgw.baseAddress! + p * e * e).initialize(repeating: 0, count: e * e)
+                            continue
+                        }
+                        var gx = [Double](unsafeUninitializedCapacity: rows[p] * e) { _, count in count = rows[p] * e }
                         let gp = pg.baseAddress! + offsets[p] * e
                         gx.withUnsafeMutableBufferPointer { pgx in
                             BLAS.gemm(transA: false, transB: false, m: rows[p], n: e, k: e, a: gp, lda: e,
@@ -195,40 +183,6 @@ private func packedInProjection(_ xs: [Var], _ w: Var, _ b: Var?, e: Int) -> Var
         grads.append(Tensor(unchecked: w.shape, gw))
         if b != nil { grads.append(Tensor(unchecked: [3 * e], gb)) }
         return grads
-    }
-}
-
-/// Rows start..<start+T·N of the packed projection [·, E] split into heads: out[b·H + h, t, :] =
-/// packed[start + t·N + b, h·d..<(h+1)·d] — torch's .view(T, N·H, d).transpose(0, 1) — as
-/// [N·H, T, d]. VJP: the inverse scatter into a zero tensor of the packed shape.
-private func packedHeads(_ x: Var, start: Int, t: Int, n: Int, h: Int, d: Int) -> Var {
-    let e = h * d
-    var y = [Double](repeating: 0, count: n * h * t * d)
-    x.value.data.withUnsafeBufferPointer { px in
-        for ti in 0..<t {
-            for b in 0..<n {
-                let src = (start + ti * n + b) * e
-                for hi in 0..<h {
-                    let dst = ((b * h + hi) * t + ti) * d
-                    for j in 0..<d { y[dst + j] = px[src + hi * d + j] }
-                }
-            }
-        }
-    }
-    return x.tape.record(Tensor(unchecked: [n * h, t, d], y), parents: [x]) { g in
-        var gx = [Double](repeating: 0, count: x.value.count)
-        g.data.withUnsafeBufferPointer { pg in
-            for ti in 0..<t {
-                for b in 0..<n {
-                    let dst = (start + ti * n + b) * e
-                    for hi in 0..<h {
-                        let src = ((b * h + hi) * t + ti) * d
-                        for j in 0..<d { gx[dst + hi * d + j] = pg[src + j] }
-                    }
-                }
-            }
-        }
-        return [Tensor(unchecked: x.shape, gx)]
     }
 }
 
@@ -275,21 +229,168 @@ public func multiheadAttention(query: Var, key: Var, value: Var, numHeads: Int,
     if let m = keyPaddingMask { try checkKeyPaddingMask(op, m, batch: n, keys: s, what: "key_padding_mask") }
     let h = numHeads, hd = e / numHeads
 
-    // In-projections of all three inputs in one op, then split into heads [N·H, T, d].
+    // In-projections of all three inputs in one op; the attention core reads its heads in place.
     let packed = packedInProjection([try reshape(query, [l * n, e]), try reshape(key, [s * n, e]), try reshape(value, [s * n, e])],
                                     inProjWeight, inProjBias, e: e)
-    let q = packedHeads(packed, start: 0, t: l, n: n, h: h, d: hd) * (1.0 / Double(hd).squareRoot())
-    let k = packedHeads(packed, start: l * n, t: s, n: n, h: h, d: hd)
-    let v = packedHeads(packed, start: (l + s) * n, t: s, n: n, h: h, d: hd)
-
-    var scores = try matmul(q, permute(k, [0, 2, 1]))  // [N·H, L, S]
-    if let m = keyPaddingMask {
-        scores = try reshape(maskedFill(reshape(scores, [n, h, l, s]), mask: m.reshaped([n, 1, 1, s]), value: -.infinity),
-                             [n * h, l, s])
-    }
-    let attn = attentionSoftmax(scores)
-    let ctx = try reshape(permute(matmul(attn, v), [1, 0, 2]), [l * n, e])  // [L·N, E]
+    let geometry = PackedAttention(l: l, s: s, n: n, h: h, d: hd, mask: keyPaddingMask?.data)
+    let (ctx, attn) = packedAttentionCore(packed, geometry)  // [L·N, E], probabilities [N·H, L, S]
     let out = try reshape(attentionProjection(ctx, outProjWeight, outProjBias), [l, n, e])
-    let weights = attentionHeadMean(try reshape(attn, [n, h, l, s]))
+    let weights = packedAttentionWeights(packed, attn, geometry)
     return (out, weights)
+}
+
+/// The layout of multi-head attention on the packed projection P [(L + 2S)·N, E] of
+/// `packedInProjection`: part q holds rows t·N + b for t < L, then k and v hold rows (L + t)·N + b and
+/// (L + S + t)·N + b for t < S; head h of batch b is the column block h·d..<(h+1)·d of its rows, a
+/// [T, d] matrix with leading dimension N·E that BLAS reads in place.
+private struct PackedAttention {
+    let l: Int, s: Int, n: Int, h: Int, d: Int
+    /// The key-padding mask [N, S] (≠ 0 = masked key), if any.
+    let mask: [Double]?
+    var e: Int { h * d }
+    /// Leading dimension of a head's rows in P (and in the context [L·N, E]).
+    var ld: Int { n * e }
+    /// 1/√d, the scale of the scores.
+    var alpha: Double { 1.0 / Double(d).squareRoot() }
+    func q(_ b: Int, _ hi: Int) -> Int { b * e + hi * d }
+    func k(_ b: Int, _ hi: Int) -> Int { (l * n + b) * e + hi * d }
+    func v(_ b: Int, _ hi: Int) -> Int { ((l + s) * n + b) * e + hi * d }
+    /// Offset of the [L, S] probabilities of (b, h) in the [N·H, L, S] buffer.
+    func a(_ b: Int, _ hi: Int) -> Int { (b * h + hi) * l * s }
+
+    /// ∂S = A ⊙ (∂A − Σ_row ∂A ⊙ A) for one head's [L, S] block, in place in `da` (softmax VJP; 0 at
+    /// masked keys since A is 0 there).
+    func softmaxBackward(_ a: UnsafePointer<Double>, _ da: UnsafeMutablePointer<Double>) {
+        for r in 0..<l {
+            let pa = a + r * s, pd = da + r * s
+            var dot = 0.0
+            for j in 0..<s { dot += pd[j] * pa[j] }
+            for j in 0..<s { pd[j] = pa[j] * (pd[j] - dot) }
+        }
+    }
+
+    /// ∂Q_h = α·∂S·K_h and ∂K_h = α·∂Sᵀ·Q_h, written (beta = 0) or added (beta = 1) into ∂P.
+    func scoreBackward(_ p: UnsafePointer<Double>, _ ds: UnsafePointer<Double>, _ dp: UnsafeMutablePointer<Double>,
+                       _ b: Int, _ hi: Int, beta: Double) {
+        BLAS.gemm(transA: false, transB: false, m: l, n: d, k: s, alpha: alpha, a: ds, lda: s, b: p + k(b, hi), ldb: ld,
+                  c: dp + q(b, hi), ldc: ld, beta: beta)
+        BLAS.gemm(transA: true, transB: false, m: s, n: d, k: l, alpha: alpha, a: ds, lda: s, b: p + q(b, hi), ldb: ld,
+                  c: dp + k(b, hi), ldc: ld, beta: beta)
+    }
+}
+
+/// Scaled dot-product attention of every (batch, head) on the packed projection, as one op:
+///   A_bh = softmax_s(α·Q_bh·K_bhᵀ + M_b), α = 1/√d, M_b = −∞ at masked keys;
+///   ctx[t·N + b, h·d..<(h+1)·d] = (A_bh·V_bh)[t]  → ctx [L·N, E], torch's concatenation of heads.
+/// The products read the heads and write the context in place through BLAS leading dimensions, so
+/// there is no head split, merge or transpose copy; the softmax (with the mask) is fused. Returns the
+/// context and the probabilities A [N·H, L, S]. VJP (∂C the context's cotangent): ∂A = ∂C_bh·V_bhᵀ,
+/// ∂V_bh = A_bhᵀ·∂C_bh, ∂S = A ⊙ (∂A − Σ_row ∂A ⊙ A), ∂Q_bh = α·∂S·K_bh, ∂K_bh = α·∂Sᵀ·Q_bh; these
+/// blocks tile ∂P exactly, so it is written without a zero fill.
+private func packedAttentionCore(_ packed: Var, _ g: PackedAttention) -> (Var, [Double]) {
+    let (l, s, n, h, d, ld) = (g.l, g.s, g.n, g.h, g.d, g.ld)
+    let pv = packed.value
+    var attn = [Double](unsafeUninitializedCapacity: n * h * l * s) { _, c in c = n * h * l * s }
+    var ctx = [Double](unsafeUninitializedCapacity: l * n * g.e) { _, c in c = l * n * g.e }
+    pv.data.withUnsafeBufferPointer { pp in
+        attn.withUnsafeMutableBufferPointer { pa in
+            ctx.withUnsafeMutableBufferPointer { pc in
+                let p = pp.baseAddress!, a0 = pa.baseAddress!, c0 = pc.baseAddress!
+                for b in 0..<n {
+                    for hi in 0..<h {
+                        let a = a0 + g.a(b, hi)
+                        BLAS.gemm(transA: false, transB: true, m: l, n: s, k: d, alpha: g.alpha, a: p + g.q(b, hi), lda: ld,
+                                  b: p + g.k(b, hi), ldb: ld, c: a, ldc: s)
+                        // Row softmax; masked keys get probability 0 (exp(−∞) in torch's masked_fill + softmax).
+                        for r in 0..<l {
+                            let row = a + r * s
+                            var m = -Double.infinity
+                            if let mask = g.mask {
+                                for j in 0..<s where mask[b * s + j] == 0 { m = Swift.max(m, row[j]) }
+                                var sum = 0.0
+                                for j in 0..<s {
+                                    if mask[b * s + j] != 0 { row[j] = 0 } else { let x = Foundation.exp(row[j] - m); row[j] = x; sum += x }
+                                }
+                                for j in 0..<s { row[j] /= sum }
+                            } else {
+                                for j in 0..<s { m = Swift.max(m, row[j]) }
+                                var sum = 0.0
+                                for j in 0..<s { let x = Foundation.exp(row[j] - m); row[j] = x; sum += x }
+                                for j in 0..<s { row[j] /= sum }
+                            }
+                        }
+                        BLAS.gemm(transA: false, transB: false, m: l, n: d, k: s, a: a, lda: s, b: p + g.v(b, hi), ldb: ld,
+                                  c: c0 + g.q(b, hi), ldc: ld)
+                    }
+                }
+            }
+        }
+    }
+    let probs = attn
+    let out = packed.tape.record(Tensor(unchecked: [l * n, g.e], ctx), parents: [packed]) { gc in
+        var dp = [Double](unsafeUninitializedCapacity: pv.count) { _, c in c = pv.count }
+        var da = [Double](unsafeUninitializedCapacity: l * s) { _, c in c = l * s }  // one head's ∂A / ∂S, reused
+        pv.data.withUnsafeBufferPointer { pp in
+            probs.withUnsafeBufferPointer { pa in
+                gc.data.withUnsafeBufferPointer { pg in
+                    dp.withUnsafeMutableBufferPointer { pdp in
+                        da.withUnsafeMutableBufferPointer { pda in
+                            let p = pp.baseAddress!, dP = pdp.baseAddress!, dA = pda.baseAddress!, gC = pg.baseAddress!
+                            for b in 0..<n {
+                                for hi in 0..<h {
+                                    let a = pa.baseAddress! + g.a(b, hi), gch = gC + g.q(b, hi)
+                                    BLAS.gemm(transA: false, transB: true, m: l, n: s, k: d, a: gch, lda: ld,
+                                              b: p + g.v(b, hi), ldb: ld, c: dA, ldc: s)
+                                    BLAS.gemm(transA: true, transB: false, m: s, n: d, k: l, a: a, lda: s, b: gch, ldb: ld,
+                                              c: dP + g.v(b, hi), ldc: ld)
+                                    g.softmaxBackward(a, dA)
+                                    g.scoreBackward(p, dA, dP, b, hi, beta: 0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [Tensor(unchecked: pv.shape, dp)]
+    }
+    return (out, attn)
+}
+
+/// attn_weights = mean_h A_bh → [N, L, S], an op on the packed projection that reuses the core's
+/// probabilities. VJP (∂W its cotangent): ∂A_bh = ∂W_b/H, then the softmax and score VJPs of the core
+/// into the q and k parts of ∂P (the v part gets 0).
+private func packedAttentionWeights(_ packed: Var, _ attn: [Double], _ g: PackedAttention) -> Var {
+    let (l, s, n, h) = (g.l, g.s, g.n, g.h)
+    let r = l * s
+    var y = [Double](repeating: 0, count: n * r)
+    attn.withUnsafeBufferPointer { pa in
+        for b in 0..<n {
+            for k in 0..<h { let o = (b * h + k) * r; for j in 0..<r { y[b * r + j] += pa[o + j] } }
+        }
+    }
+    let inv = 1.0 / Double(h)
+    for j in 0..<y.count { y[j] *= inv }
+    let pv = packed.value
+    return packed.tape.record(Tensor(unchecked: [n, l, s], y), parents: [packed]) { gw in
+        var dp = [Double](repeating: 0, count: pv.count)
+        var da = [Double](repeating: 0, count: r)
+        pv.data.withUnsafeBufferPointer { pp in
+            attn.withUnsafeBufferPointer { pa in
+                dp.withUnsafeMutableBufferPointer { pdp in
+                    da.withUnsafeMutableBufferPointer { pda in
+                        for b in 0..<n {
+                            for hi in 0..<h {
+                                for j in 0..<r { pda[j] = gw.data[b * r + j] * inv }
+                                let a = pa.baseAddress! + g.a(b, hi)
+                                g.softmaxBackward(a, pda.baseAddress!)
+                                g.scoreBackward(pp.baseAddress!, pda.baseAddress!, pdp.baseAddress!, b, hi, beta: 0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [Tensor(unchecked: pv.shape, dp)]
+    }
 }

@@ -101,6 +101,13 @@ struct ConvGeometry {
 
     // MARK: the three products
 
+    /// One group's column matrix [kdim, hw], uninitialised: im2col writes every entry (zeros at the
+    /// padding), and so does the input gradient's gemm (beta = 0). Empty for pointwise kernels.
+    func colBuffer() -> [Double] {
+        let count = pointwise ? 0 : kdim * hwOut
+        return [Double](unsafeUninitializedCapacity: count) { _, c in c = count }
+    }
+
     /// y = conv(x, weight) + bias, as [n, o, ho, wo] data.
     func forward(x: [Double], weight: [Double], bias: [Double]?) -> [Double] {
         var y = [Double](repeating: 0, count: n * o * hwOut)
@@ -116,7 +123,7 @@ struct ConvGeometry {
                         directForward(px, pw, py)
                         return
                     }
-                    var col = [Double](repeating: 0, count: pointwise ? 0 : kdim * hw)
+                    var col = colBuffer()
                     col.withUnsafeMutableBufferPointer { bc in
                         let pc = cvMut(bc)
                         for s in 0..<n {
@@ -148,7 +155,7 @@ struct ConvGeometry {
                         directInputGrad(pg, pw, px)
                         return
                     }
-                    var col = [Double](repeating: 0, count: pointwise ? 0 : kdim * hw)
+                    var col = colBuffer()
                     col.withUnsafeMutableBufferPointer { bc in
                         let pc = cvMut(bc)
                         for s in 0..<n {
@@ -180,7 +187,7 @@ struct ConvGeometry {
                         directWeightGrad(px, pg, pw)
                         return
                     }
-                    var col = [Double](repeating: 0, count: pointwise ? 0 : kdim * hw)
+                    var col = colBuffer()
                     col.withUnsafeMutableBufferPointer { bc in
                         let pc = cvMut(bc)
                         for s in 0..<n {

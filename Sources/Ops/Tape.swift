@@ -57,7 +57,15 @@ public final class Tape: @unchecked Sendable {
                 guard pg.shape == nodes[p].shape else {
                     throw ShapeError("backward", "gradient of shape \(pg.shape) for a value of shape \(nodes[p].shape)")
                 }
-                if let existing = grads[p] { grads[p] = try existing + pg } else { grads[p] = pg }
+                if var existing = grads.removeValue(forKey: p) {
+                    // In place (no temporary) when the accumulator's storage is not shared.
+                    existing.data.withUnsafeMutableBufferPointer { e in
+                        pg.data.withUnsafeBufferPointer { d in for j in 0..<e.count { e[j] += d[j] } }
+                    }
+                    grads[p] = existing
+                } else {
+                    grads[p] = pg
+                }
             }
             if !wrt.contains(where: { $0.id == i }) { grads[i] = nil }
         }

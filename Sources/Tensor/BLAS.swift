@@ -15,18 +15,19 @@ public enum BLAS {
 
     static func configure() { _ = configured }
 
-    /// C[m×n] = op(A) · op(B) (+ beta·C), row-major, with raw buffers.
-    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+    /// C[m×n] = alpha · op(A) · op(B) (+ beta·C), row-major, with raw buffers. With beta = 0, C is
+    /// only written, never read, so it may be uninitialised memory (BLAS zeroes it first).
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double = 1,
                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
                             c: UnsafeMutablePointer<Double>, ldc: Int, beta: Double = 0) {
         configure()
         if m == 0 || n == 0 { return }
         if k == 0 {
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
         cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1.0, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
@@ -47,12 +48,15 @@ extension Tensor {
         let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
         let batch = try broadcastShape(batchA, batchB, op: "matmul")
         let nb = batch.reduce(1, *)
-        var out = [Double](repeating: 0, count: nb * m * n)
         let sa = broadcastStrides(batchA, to: batch), sb = broadcastStrides(batchB, to: batch)
         let aMat = ar * ac, bMat = br * bc
-        a.data.withUnsafeBufferPointer { pa in
+        // Every element of the output is written by a gemm with beta = 0: no zero fill first.
+        let out = a.data.withUnsafeBufferPointer { pa in
             b.data.withUnsafeBufferPointer { pb in
-                out.withUnsafeMutableBufferPointer { pc in
+                [Double](unsafeUninitializedCapacity: nb * m * n) { pc, count in
+                    count = nb * m * n
+                    if count == 0 { return }
+                    if k1 == 0 { pc.initialize(repeating: 0); return }  // empty sums (and maybe empty operands)
                     var idx = [Int](repeating: 0, count: batch.count)
                     for bi in 0..<nb {
                         var oa = 0, ob = 0
