@@ -3,8 +3,8 @@
 // One 2-D engine serves all three: conv1d is conv2d with H = 1, and conv_transpose1d is the
 // adjoint of conv1d in its input (its forward is conv's input-gradient, its input-gradient is
 // conv's forward). General groups use im2col + one BLAS dgemm per (sample, group), the backward
-// uses gemm + col2im; groups with a single input channel (depthwise, with any channel multiplier)
-// use direct loops instead of tiny gemms.
+// uses gemm + col2im; grouped convs with a single input channel per group (depthwise, with any
+// channel multiplier) use direct loops instead of tiny gemms.
 
 import Tensor
 
@@ -25,6 +25,11 @@ struct ConvGeometry {
     var hwOut: Int { ho * wo }
     /// A 1×1 kernel with unit stride and no padding: the column matrix is the input itself.
     var pointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && ho == h && wo == w }
+    /// Direct loops instead of im2col + gemm: one input channel per group in a grouped conv (depthwise,
+    /// with any channel multiplier), where each group's gemm would be tiny. A single group with one input
+    /// channel (LAVA's conv1d 1 → 32 and conv_transpose1d 32 → 1) takes the gemm path: its gemm is
+    /// [o × k]·[k × positions], and the direct loops' strided reads (stride 2) do not vectorise.
+    var direct: Bool { cg == 1 && groups > 1 }
 
     /// Output columns j whose input column j·sw + off lies in [0, w): j in lo..<hi (hi ≥ lo).
     @inline(__always) func columnRange(_ off: Int) -> (Int, Int) {
@@ -112,7 +117,7 @@ struct ConvGeometry {
                     if let bias {
                         for s in 0..<n { for oc in 0..<o { (py + (s * o + oc) * hw).update(repeating: bias[oc], count: hw) } }
                     }
-                    if cg == 1 {
+                    if direct {
                         directForward(px, pw, py)
                         return
                     }
@@ -144,7 +149,7 @@ struct ConvGeometry {
             weight.withUnsafeBufferPointer { bw in
                 gx.withUnsafeMutableBufferPointer { bx in
                     let pg = cvBase(bg), pw = cvBase(bw), px = cvMut(bx)
-                    if cg == 1 {
+                    if direct {
                         directInputGrad(pg, pw, px)
                         return
                     }
@@ -176,7 +181,7 @@ struct ConvGeometry {
             gy.withUnsafeBufferPointer { bg in
                 gw.withUnsafeMutableBufferPointer { bw in
                     let px = cvBase(bx), pg = cvBase(bg), pw = cvMut(bw)
-                    if cg == 1 {
+                    if direct {
                         directWeightGrad(px, pg, pw)
                         return
                     }
