@@ -108,15 +108,17 @@ struct ConvGeometry {
 
     /// y = conv(x, weight) + bias, as [n, o, ho, wo] data.
     func forward(x: [Double], weight: [Double], bias: [Double]?) -> [Double] {
-        var y = [Double](repeating: 0, count: n * o * hwOut)
         let hw = hwOut
+        // Every element is written once (bias or 0) before the products accumulate into it: no zero-fill first.
+        var y = [Double](unsafeUninitializedCapacity: n * o * hw) { by, count in
+            guard let py = by.baseAddress else { count = 0; return }
+            for s in 0..<n { for oc in 0..<o { (py + (s * o + oc) * hw).initialize(repeating: bias?[oc] ?? 0, count: hw) } }
+            count = n * o * hw
+        }
         x.withUnsafeBufferPointer { bx in
             weight.withUnsafeBufferPointer { bw in
                 y.withUnsafeMutableBufferPointer { by in
                     let px = cvBase(bx), pw = cvBase(bw), py = cvMut(by)
-                    if let bias {
-                        for s in 0..<n { for oc in 0..<o { (py + (s * o + oc) * hw).update(repeating: bias[oc], count: hw) } }
-                    }
                     if direct {
                         directForward(px, pw, py)
                         return
@@ -211,12 +213,7 @@ struct ConvGeometry {
         let hw = hwOut
         gy.withUnsafeBufferPointer { pg in
             for s in 0..<n {
-                for oc in 0..<o {
-                    var acc = 0.0
-                    let base = (s * o + oc) * hw
-                    for k in 0..<hw { acc += pg[base + k] }
-                    gb[oc] += acc
-                }
+                for oc in 0..<o { gb[oc] += sumContiguous(cvBase(pg) + (s * o + oc) * hw, hw) }
             }
         }
         return gb
@@ -297,6 +294,23 @@ struct ConvGeometry {
             gw[(oc * kh + a) * kw + b] += acc
         }
     }
+}
+
+/// Σ p[0..<count] with eight independent partial sums (two SIMD4 lanes), so the loop vectorises instead of
+/// waiting on one add chain; a fixed order, so the result is deterministic.
+@inline(__always)
+func sumContiguous(_ p: UnsafePointer<Double>, _ count: Int) -> Double {
+    var a0 = SIMD4<Double>(), a1 = SIMD4<Double>()
+    var k = 0
+    let raw = UnsafeRawPointer(p)
+    while k + 8 <= count {
+        a0 += raw.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self)
+        a1 += raw.loadUnaligned(fromByteOffset: (k + 4) * 8, as: SIMD4<Double>.self)
+        k += 8
+    }
+    var acc = (a0 + a1).sum()
+    while k < count { acc += p[k]; k += 1 }
+    return acc
 }
 
 // MARK: - argument checking
@@ -451,7 +465,7 @@ public func convTranspose1d(_ x: Var, weight: Var, bias: Var?, stride: [Int] = [
         if hasBias {
             var gb = [Double](repeating: 0, count: g.c)
             gy.data.withUnsafeBufferPointer { p in
-                for s in 0..<g.n { for ch in 0..<g.c { for k in 0..<g.w { gb[ch] += p[(s * g.c + ch) * g.w + k] } } }
+                for s in 0..<g.n { for ch in 0..<g.c { gb[ch] += sumContiguous(cvBase(p) + (s * g.c + ch) * g.w, g.w) } }
             }
             grads.append(Tensor(unchecked: [g.c], gb))
         }
