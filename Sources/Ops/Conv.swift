@@ -3,8 +3,8 @@
 // One 2-D engine serves all three: conv1d is conv2d with H = 1, and conv_transpose1d is the
 // adjoint of conv1d in its input (its forward is conv's input-gradient, its input-gradient is
 // conv's forward). General groups use im2col + one BLAS dgemm per (sample, group), the backward
-// uses gemm + col2im; groups with a single input channel (depthwise, with any channel multiplier)
-// use direct loops instead of tiny gemms.
+// uses gemm + col2im; grouped convs with a single input channel per group (depthwise, with any
+// channel multiplier) use direct loops instead of tiny gemms.
 
 import Tensor
 
@@ -25,6 +25,11 @@ struct ConvGeometry {
     var hwOut: Int { ho * wo }
     /// A 1×1 kernel with unit stride and no padding: the column matrix is the input itself.
     var pointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && ho == h && wo == w }
+    /// Direct loops instead of im2col + gemm: one input channel per group in a grouped conv (depthwise,
+    /// with any channel multiplier), where each group's gemm would be tiny. A single group with one input
+    /// channel (LAVA's conv1d 1 → 32 and conv_transpose1d 32 → 1) takes the gemm path: its gemm is
+    /// [o × k]·[k × positions], and the direct loops' strided reads (stride 2) do not vectorise.
+    var direct: Bool { cg == 1 && groups > 1 }
 
     /// Output columns j whose input column j·sw + off lies in [0, w): j in lo..<hi (hi ≥ lo).
     @inline(__always) func columnRange(_ off: Int) -> (Int, Int) {
@@ -110,16 +115,18 @@ struct ConvGeometry {
 
     /// y = conv(x, weight) + bias, as [n, o, ho, wo] data.
     func forward(x: [Double], weight: [Double], bias: [Double]?) -> [Double] {
-        var y = [Double](repeating: 0, count: n * o * hwOut)
         let hw = hwOut
+        // Every element is written once (bias or 0) before the products accumulate into it: no zero-fill first.
+        var y = [Double](unsafeUninitializedCapacity: n * o * hw) { by, count in
+            guard let py = by.baseAddress else { count = 0; return }
+            for s in 0..<n { for oc in 0..<o { (py + (s * o + oc) * hw).initialize(repeating: bias?[oc] ?? 0, count: hw) } }
+            count = n * o * hw
+        }
         x.withUnsafeBufferPointer { bx in
             weight.withUnsafeBufferPointer { bw in
                 y.withUnsafeMutableBufferPointer { by in
                     let px = cvBase(bx), pw = cvBase(bw), py = cvMut(by)
-                    if let bias {
-                        for s in 0..<n { for oc in 0..<o { (py + (s * o + oc) * hw).update(repeating: bias[oc], count: hw) } }
-                    }
-                    if cg == 1 {
+                    if direct {
                         directForward(px, pw, py)
                         return
                     }
@@ -151,7 +158,7 @@ struct ConvGeometry {
             weight.withUnsafeBufferPointer { bw in
                 gx.withUnsafeMutableBufferPointer { bx in
                     let pg = cvBase(bg), pw = cvBase(bw), px = cvMut(bx)
-                    if cg == 1 {
+                    if direct {
                         directInputGrad(pg, pw, px)
                         return
                     }
@@ -183,7 +190,7 @@ struct ConvGeometry {
             gy.withUnsafeBufferPointer { bg in
                 gw.withUnsafeMutableBufferPointer { bw in
                     let px = cvBase(bx), pg = cvBase(bg), pw = cvMut(bw)
-                    if cg == 1 {
+                    if direct {
                         directWeightGrad(px, pg, pw)
                         return
                     }
@@ -213,12 +220,7 @@ struct ConvGeometry {
         let hw = hwOut
         gy.withUnsafeBufferPointer { pg in
             for s in 0..<n {
-                for oc in 0..<o {
-                    var acc = 0.0
-                    let base = (s * o + oc) * hw
-                    for k in 0..<hw { acc += pg[base + k] }
-                    gb[oc] += acc
-                }
+                for oc in 0..<o { gb[oc] += sumContiguous(cvBase(pg) + (s * o + oc) * hw, hw) }
             }
         }
         return gb
@@ -299,6 +301,23 @@ struct ConvGeometry {
             gw[(oc * kh + a) * kw + b] += acc
         }
     }
+}
+
+/// Σ p[0..<count] with eight independent partial sums (two SIMD4 lanes), so the loop vectorises instead of
+/// waiting on one add chain; a fixed order, so the result is deterministic.
+@inline(__always)
+func sumContiguous(_ p: UnsafePointer<Double>, _ count: Int) -> Double {
+    var a0 = SIMD4<Double>(), a1 = SIMD4<Double>()
+    var k = 0
+    let raw = UnsafeRawPointer(p)
+    while k + 8 <= count {
+        a0 += raw.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self)
+        a1 += raw.loadUnaligned(fromByteOffset: (k + 4) * 8, as: SIMD4<Double>.self)
+        k += 8
+    }
+    var acc = (a0 + a1).sum()
+    while k < count { acc += p[k]; k += 1 }
+    return acc
 }
 
 // MARK: - argument checking
@@ -453,7 +472,7 @@ public func convTranspose1d(_ x: Var, weight: Var, bias: Var?, stride: [Int] = [
         if hasBias {
             var gb = [Double](repeating: 0, count: g.c)
             gy.data.withUnsafeBufferPointer { p in
-                for s in 0..<g.n { for ch in 0..<g.c { for k in 0..<g.w { gb[ch] += p[(s * g.c + ch) * g.w + k] } } }
+                for s in 0..<g.n { for ch in 0..<g.c { gb[ch] += sumContiguous(cvBase(p) + (s * g.c + ch) * g.w, g.w) } }
             }
             grads.append(Tensor(unchecked: [g.c], gb))
         }

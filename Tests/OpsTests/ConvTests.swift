@@ -218,4 +218,66 @@ private func leaf(_ t: Tape, _ shape: [Int]) -> Var { t.leaf(Tensor(zeros: shape
             for (a, e) in zip(yg.value.data, expected.data) { #expect(abs(a - e) <= 1e-12 * (1 + abs(e))) }
         }
     }
+
+    /// Naive conv1d for one sample: y[o, t] = b[o] + Σ_{c,k} w[o, c, k]·x[c, t·s + k − p], and its three gradients for
+    /// the cotangent gy; the reference for the im2col + gemm path of a single group with one channel.
+    private static func naiveConv1d(x: [Double], c: Int, l: Int, w: [Double], o: Int, k: Int, s: Int, p: Int, gy: [Double])
+        -> (y: [Double], gx: [Double], gw: [Double], lo: Int) {
+        let lo = (l + 2 * p - k) / s + 1
+        var y = [Double](repeating: 0, count: o * lo), gx = [Double](repeating: 0, count: c * l), gw = [Double](repeating: 0, count: o * c * k)
+        for oc in 0..<o { for t in 0..<lo { for ic in 0..<c { for kk in 0..<k {
+            let j = t * s + kk - p
+            guard j >= 0, j < l else { continue }
+            y[oc * lo + t] += w[(oc * c + ic) * k + kk] * x[ic * l + j]
+            if !gy.isEmpty {
+                gx[ic * l + j] += w[(oc * c + ic) * k + kk] * gy[oc * lo + t]
+                gw[(oc * c + ic) * k + kk] += x[ic * l + j] * gy[oc * lo + t]
+            }
+        } } } }
+        return (y, gx, gw, lo)
+    }
+
+    private static func close(_ a: [Double], _ e: [Double]) -> Bool {
+        a.count == e.count && zip(a, e).allSatisfy { abs($0 - $1) <= 1e-12 * (1 + abs($1)) }
+    }
+
+    /// LAVA's first encoder conv (1 → o channels, k 9, stride 2, padding 4; one group with one input channel) and
+    /// its output layer (conv_transpose1d o → 1, output_padding 1): outputs and all gradients against naive loops.
+    @Test func oneChannelStride2MatchesNaive() throws {
+        var rng = RNG(seed: 11)
+        let (o, k, s, p) = (5, 9, 2, 4)
+        for l in [1, 2, 9, 23, 40] {
+            // conv1d 1 → o on [1, 1, l].
+            let x = rng.normalTensor([1, 1, l]), w = rng.normalTensor([o, 1, k]), b = rng.normalTensor([o])
+            let lo = (l + 2 * p - k) / s + 1
+            let gy = rng.normalTensor([1, o, lo])
+            let ref = Self.naiveConv1d(x: x.data, c: 1, l: l, w: w.data, o: o, k: k, s: s, p: p, gy: gy.data)
+            let t = Tape()
+            let (xv, wv, bv) = (t.leaf(x), t.leaf(w), t.leaf(b))
+            let y = try conv1d(xv, weight: wv, bias: bv, stride: [s], padding: [p])
+            #expect(y.shape == [1, o, lo])
+            let yExp = (0..<(o * lo)).map { ref.y[$0] + b.data[$0 / lo] }
+            #expect(Self.close(y.value.data, yExp), "conv1d forward, l = \(l)")
+            let g = try t.gradients(of: [(y, gy)], wrt: [xv, wv, bv])
+            #expect(Self.close(g[0].data, ref.gx), "conv1d ∂x, l = \(l)")
+            #expect(Self.close(g[1].data, ref.gw), "conv1d ∂w, l = \(l)")
+            #expect(Self.close(g[2].data, (0..<o).map { oc in (0..<lo).reduce(0.0) { $0 + gy.data[oc * lo + $1] } }), "conv1d ∂b")
+
+            // conv_transpose1d o → 1 on [1, o, lo] with output_padding 1: the adjoint of the conv1d above on a length
+            // lt = (lo − 1)·s − 2p + k + 1 signal; y_t = conv1dᵀ(x_t), ∂x_t = conv1d(gy_t), ∂w_t[c, 0, k] = Σ x_t·gy_t.
+            let lt = (lo - 1) * s - 2 * p + k + 1
+            let xt = rng.normalTensor([1, o, lo]), wt = rng.normalTensor([o, 1, k]), bt = rng.normalTensor([1])
+            let gyt = rng.normalTensor([1, 1, lt])
+            let fwd = Self.naiveConv1d(x: gyt.data, c: 1, l: lt, w: wt.data, o: o, k: k, s: s, p: p, gy: xt.data)
+            let t2 = Tape()
+            let (xtv, wtv, btv) = (t2.leaf(xt), t2.leaf(wt), t2.leaf(bt))
+            let yt = try convTranspose1d(xtv, weight: wtv, bias: btv, stride: [s], padding: [p], outputPadding: [1])
+            #expect(yt.shape == [1, 1, lt])
+            #expect(Self.close(yt.value.data, fwd.gx.map { $0 + bt.data[0] }), "conv_transpose1d forward, l = \(lo)")
+            let gt = try t2.gradients(of: [(yt, gyt)], wrt: [xtv, wtv, btv])
+            #expect(Self.close(gt[0].data, fwd.y), "conv_transpose1d ∂x, l = \(lo)")
+            #expect(Self.close(gt[1].data, fwd.gw), "conv_transpose1d ∂w, l = \(lo)")
+            #expect(Self.close(gt[2].data, [gyt.data.reduce(0, +)]), "conv_transpose1d ∂b")
+        }
+    }
 }
