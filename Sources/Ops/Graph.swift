@@ -133,9 +133,19 @@ struct AxisIndex {
                 if rowLayout {
                     let inner = denseShape.dropFirst().reduce(1, *)
                     values.withUnsafeBufferPointer { pv in
+                        let i4 = inner & ~3
                         for e in 0..<pv.count {
                             let s = psb + e &* inner, d = pob + pv[e] &* inner
-                            for j in 0..<inner { d[j] += s[j] }
+                            let rs = UnsafeRawPointer(s), rd = UnsafeMutableRawPointer(d)
+                            var j = 0
+                            while j < i4 {
+                                let o = j &* 8
+                                rd.storeBytes(of: rd.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+                                                  + rs.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self),
+                                              toByteOffset: o, as: SIMD4<Double>.self)
+                                j &+= 4
+                            }
+                            while j < inner { d[j] += s[j]; j &+= 1 }
                         }
                     }
                 } else {

@@ -160,21 +160,35 @@ public struct SGD: Optimizer {
             throw ShapeError("SGD", "momentum buffer of shape \(b.shape) for parameter '\(p.name)' of shape \(p.value.shape)")
         }
         var d = grad.data
-        p.value.data.withUnsafeBufferPointer { pp in
-            if wd != 0 { for i in 0..<n { d[i] = d[i] + wd * pp[i] } }
+        if wd != 0 {
+            p.value.data.withUnsafeBufferPointer { pp in
+                d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + wd * pp[i] } }
+            }
         }
         if mu != 0 {
-            if var buf = p.momentumBuffer?.data {
-                for i in 0..<n { buf[i] = buf[i] * mu + (1 - damp) * d[i] }
-                p.momentumBuffer = Tensor(unchecked: p.value.shape, buf)
-            } else {
-                p.momentumBuffer = Tensor(unchecked: p.value.shape, d)
+            // Take the buffer out of the parameter before updating it, so that it is updated in place.
+            let had = p.momentumBuffer != nil
+            var buf = p.momentumBuffer?.data ?? d
+            p.momentumBuffer = nil
+            if had {
+                let c = 1 - damp
+                d.withUnsafeBufferPointer { pd in
+                    buf.withUnsafeMutableBufferPointer { pb in for i in 0..<n { pb[i] = pb[i] * mu + c * pd[i] } }
+                }
             }
-            let buf = p.momentumBuffer!.data
-            if nesterov { for i in 0..<n { d[i] = d[i] + mu * buf[i] } } else { d = buf }
+            if nesterov {
+                buf.withUnsafeBufferPointer { pb in
+                    d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + mu * pb[i] } }
+                }
+            } else {
+                d = buf
+            }
+            p.momentumBuffer = Tensor(unchecked: p.value.shape, buf)
         }
-        p.value.data.withUnsafeMutableBufferPointer { pp in
-            for i in 0..<n { pp[i] = pp[i] + (-lr) * d[i] }
+        d.withUnsafeBufferPointer { pd in
+            p.value.data.withUnsafeMutableBufferPointer { pp in
+                for i in 0..<n { pp[i] = pp[i] + (-lr) * pd[i] }
+            }
         }
         p.step += 1
     }
