@@ -6,8 +6,27 @@ import ArgumentParser
 import Certification
 import CertifyMethods
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HDF5
 import Tensor
+
+/// glibc returns a freed block above the mmap threshold (or a heap top above the trim threshold) to the
+/// kernel, so the next tensor of that size is faulted in and cleared page by page again: at the benched sizes
+/// (4 MB layer-norm outputs, 51 MB gathers) that was most of the time (issue 17). Keep up to 512 MB of
+/// freed memory in the process instead (mmap only above glibc's 32 MB maximum threshold).
+func keepFreedMemory() {
+    #if canImport(Glibc)
+    // mallopt is in <malloc.h>, which the Glibc module does not export: look it up (RTLD_DEFAULT).
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    guard let sym = dlsym(nil, "mallopt") else { return }
+    let mallopt = unsafeBitCast(sym, to: Mallopt.self)
+    let (trimThreshold, mmapThreshold): (Int32, Int32) = (-1, -3)  // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+    _ = mallopt(mmapThreshold, 32 << 20)
+    _ = mallopt(trimThreshold, 512 << 20)
+    #endif
+}
 
 @main
 struct Certify: ParsableCommand {
@@ -26,6 +45,7 @@ struct Certify: ParsableCommand {
                       CertifyWorker.self])
 
     static func main() {
+        keepFreedMemory()
         registerAll()
         do {
             var command = try parseAsRoot()
