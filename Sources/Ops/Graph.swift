@@ -101,15 +101,25 @@ struct AxisIndex {
         }
     }
 
-    /// y = gather(x): y[sparse] = x[dense].
+    /// y = gather(x): y[sparse] = x[dense]. Every element of y is written exactly once (each sparse
+    /// position belongs to one run), so the output starts uninitialised; rows are block copies.
     func gather(_ x: Tensor) -> Tensor {
-        var out = [Double](repeating: 0, count: sparseShape.reduce(1, *))
-        x.data.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                forEachRun { s, d, n in
-                    for j in 0..<n { po[s + j] = px[d + j] }
+        let count = sparseShape.reduce(1, *)
+        let out = [Double](unsafeUninitializedCapacity: count) { po, written in
+            x.data.withUnsafeBufferPointer { px in
+                guard count > 0, let pxb = px.baseAddress, let pob = po.baseAddress else { return }
+                if rowLayout {
+                    let inner = denseShape.dropFirst().reduce(1, *)
+                    values.withUnsafeBufferPointer { pv in
+                        for e in 0..<pv.count { (pob + e &* inner).update(from: pxb + pv[e] &* inner, count: inner) }
+                    }
+                } else {
+                    forEachRun { s, d, n in
+                        for j in 0..<n { pob[s + j] = pxb[d + j] }
+                    }
                 }
             }
+            written = count
         }
         return Tensor(unchecked: sparseShape, out)
     }
@@ -119,8 +129,29 @@ struct AxisIndex {
         var out = [Double](repeating: 0, count: denseShape.reduce(1, *))
         src.data.withUnsafeBufferPointer { ps in
             out.withUnsafeMutableBufferPointer { po in
-                forEachRun { s, d, n in
-                    for j in 0..<n { po[d + j] += ps[s + j] }
+                guard let psb = ps.baseAddress, let pob = po.baseAddress else { return }
+                if rowLayout {
+                    let inner = denseShape.dropFirst().reduce(1, *)
+                    values.withUnsafeBufferPointer { pv in
+                        let i4 = inner & ~3
+                        for e in 0..<pv.count {
+                            let s = psb + e &* inner, d = pob + pv[e] &* inner
+                            let rs = UnsafeRawPointer(s), rd = UnsafeMutableRawPointer(d)
+                            var j = 0
+                            while j < i4 {
+                                let o = j &* 8
+                                rd.storeBytes(of: rd.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+                                                  + rs.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self),
+                                              toByteOffset: o, as: SIMD4<Double>.self)
+                                j &+= 4
+                            }
+                            while j < inner { d[j] += s[j]; j &+= 1 }
+                        }
+                    }
+                } else {
+                    forEachRun { s, d, n in
+                        for j in 0..<n { pob[d + j] += psb[s + j] }
+                    }
                 }
             }
         }

@@ -67,27 +67,57 @@ public func crossEntropy(_ logits: Var, target: Tensor, weight: Tensor? = nil, r
         throw ShapeError(op, "weight has shape \(weight.shape), expected [\(c)] for logits \(logits.shape)")
     }
     var cls = [Int](repeating: 0, count: n)
-    for i in 0..<n {
-        let v = target.data[i]
-        guard v.rounded() == v, Swift.abs(v) < 9e15 else { throw ShapeError(op, "target[\(i)] = \(v) is not an integer class index") }
-        let k = Int(v)
-        guard (k >= 0 && k < c) || k == ignoreIndex else {
-            throw ShapeError(op, "target[\(i)] = \(k) is outside [0, \(c)) for logits \(logits.shape)")
+    try target.data.withUnsafeBufferPointer { tb in
+        for i in 0..<n {
+            let v = tb[i]
+            guard v.rounded() == v, Swift.abs(v) < 9e15 else { throw ShapeError(op, "target[\(i)] = \(v) is not an integer class index") }
+            let k = Int(v)
+            guard (k >= 0 && k < c) || k == ignoreIndex else {
+                throw ShapeError(op, "target[\(i)] = \(k) is outside [0, \(c)) for logits \(logits.shape)")
+            }
+            cls[i] = k
         }
-        cls[i] = k
     }
-    let lsm = try logSoftmax(logits, axis: 1)
+    // Fused log_softmax + NLL: the forward keeps only each row's max and log Σ exp; the backward
+    // rebuilds log_softmax from them. The arithmetic is that of `logSoftmax` followed by the NLL pick,
+    // in the same order (max and Σ exp left to right, y = (x − max) − lse, ∂x = ĝ − exp(y)·Σ ĝ with ĝ
+    // nonzero only at the target), so values and gradients are bit for bit those of the composition.
     let wt = (0..<n).map { i -> Double in cls[i] == ignoreIndex ? 0 : (weight?.data[cls[i]] ?? 1.0) }
+    var rowMax = [Double](repeating: 0, count: n), rowLse = rowMax
     var total = 0.0, wsum = 0.0
-    for i in 0..<n where cls[i] != ignoreIndex {
-        total -= lsm.value.data[i * c + cls[i]] * wt[i]
-        wsum += wt[i]
+    let xd = logits.value.data
+    xd.withUnsafeBufferPointer { xb in
+        for i in 0..<n {
+            let r = xb.baseAddress! + i &* c
+            var m = -Double.infinity
+            for j in 0..<c { m = Swift.max(m, r[j]) }
+            var se = 0.0
+            for j in 0..<c { se = se + Foundation.exp(r[j] - m) }
+            let lse = Foundation.log(se)
+            rowMax[i] = m
+            rowLse[i] = lse
+            if cls[i] != ignoreIndex {
+                total -= ((r[cls[i]] - m) - lse) * wt[i]
+                wsum += wt[i]
+            }
+        }
     }
     let denom = reduction == .mean ? wsum : 1.0
-    return lsm.tape.record(Tensor(scalar: total / denom), parents: [lsm]) { g in
-        var d = [Double](repeating: 0, count: n * c)
+    return logits.tape.record(Tensor(scalar: total / denom), parents: [logits]) { g in
         let gs = g.data[0]
-        for i in 0..<n where cls[i] != ignoreIndex { d[i * c + cls[i]] = -wt[i] * gs / denom }
+        let d = [Double](unsafeUninitializedCapacity: n * c) { db, count in
+            xd.withUnsafeBufferPointer { xb in
+                for i in 0..<n {
+                    let r = xb.baseAddress! + i &* c, o = db.baseAddress! + i &* c
+                    let m = rowMax[i], lse = rowLse[i]
+                    let hit = cls[i] != ignoreIndex
+                    let s = hit ? -wt[i] * gs / denom : 0.0
+                    for j in 0..<c { o[j] = 0 - Foundation.exp((r[j] - m) - lse) * s }
+                    if hit { o[cls[i]] = s - Foundation.exp((r[cls[i]] - m) - lse) * s }
+                }
+            }
+            count = n * c
+        }
         return [Tensor(unchecked: [n, c], d)]
     }
 }

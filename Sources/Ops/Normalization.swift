@@ -352,54 +352,30 @@ public func layerNorm(_ x: Var, normalizedShape: [Int], weight: Var?, bias: Var?
     let tape = try normTape(op, parents)
     let m = normalizedShape.reduce(1, *)
     let rows = x.value.count / m
-    let md = Double(m)
     let xd = x.value.data, xShape = x.shape
     let w = weight?.value.data, b = bias?.value.data
-    var mean = [Double](repeating: 0, count: rows), inv = mean
+    // Per-row statistics, then y; all through raw pointers (no captured arrays mutated in the loops).
+    var stats = [Double](repeating: 0, count: 2 * rows)  // mean at 2r, 1/σ at 2r + 1
     let y = normUninitialized(xd.count) { py in
         xd.withUnsafeBufferPointer { xb in
-            for r in 0..<rows {
-                let px = xb.baseAddress! + r * m, yr = py + r * m
-                let mu = normSegmentSum(px, m) / md
-                let istd = 1.0 / (normSegmentSqDev(px, m, mu) / md + eps).squareRoot()
-                mean[r] = mu
-                inv[r] = istd
-                switch (w, b) {
-                case let (w?, b?): for j in 0..<m { yr[j] = (px[j] - mu) * istd * w[j] + b[j] }
-                case let (w?, nil): for j in 0..<m { yr[j] = (px[j] - mu) * istd * w[j] }
-                case let (nil, b?): for j in 0..<m { yr[j] = (px[j] - mu) * istd + b[j] }
-                case (nil, nil): for j in 0..<m { yr[j] = (px[j] - mu) * istd }
-                }
+            stats.withUnsafeMutableBufferPointer { st in
+                layerNormForwardRows(xb.baseAddress!, py, st.baseAddress!, rows, m, eps, w, b)
             }
         }
     }
     let hasW = weight != nil, hasB = bias != nil
-    let (meanC, invC) = (mean, inv)
+    let statsC = stats
     return tape.record(Tensor(unchecked: xShape, y), parents: parents) { g in
         var dw = [Double](repeating: 0, count: m), db = dw
-        var gw = [Double](repeating: 0, count: m)
-        let wv = w ?? [Double](repeating: 1, count: m)
         let dx = normUninitialized(xd.count) { pd in
             g.data.withUnsafeBufferPointer { gb in
                 xd.withUnsafeBufferPointer { xb in
-                    for r in 0..<rows {
-                        let o = r * m
-                        let mu = meanC[r], istd = invC[r]
-                        var sg = 0.0, sgx = 0.0
-                        for j in 0..<m {
-                            let gj = gb[o + j]
-                            let xh = (xb[o + j] - mu) * istd
-                            db[j] += gj
-                            dw[j] += gj * xh
-                            let gwj = gj * wv[j]
-                            gw[j] = gwj
-                            sg += gwj
-                            sgx += gwj * xh
-                        }
-                        let mg = sg / md, mx = sgx / md
-                        for j in 0..<m {
-                            let xh = (xb[o + j] - mu) * istd
-                            pd[o + j] = (gw[j] - mg - xh * mx) * istd
+                    statsC.withUnsafeBufferPointer { st in
+                        dw.withUnsafeMutableBufferPointer { pdw in
+                            db.withUnsafeMutableBufferPointer { pdb in
+                                layerNormBackwardRows(gb.baseAddress!, xb.baseAddress!, st.baseAddress!, pd, pdw.baseAddress!,
+                                                      pdb.baseAddress!, rows, m, w)
+                            }
                         }
                     }
                 }
@@ -409,5 +385,93 @@ public func layerNorm(_ x: Var, normalizedShape: [Int], weight: Var?, bias: Var?
         if hasW { out.append(Tensor(unchecked: normalizedShape, dw)) }
         if hasB { out.append(Tensor(unchecked: normalizedShape, db)) }
         return out
+    }
+}
+
+/// Layer norm's forward over `rows` contiguous rows of length m: stats[2r] = μ, stats[2r + 1] = 1/√(σ² + eps),
+/// y = (x − μ)·istd·w + b.
+private func layerNormForwardRows(_ xb: UnsafePointer<Double>, _ py: UnsafeMutablePointer<Double>,
+                                  _ st: UnsafeMutablePointer<Double>, _ rows: Int, _ m: Int, _ eps: Double,
+                                  _ w: [Double]?, _ b: [Double]?) {
+    let md = Double(m)
+    func run(_ pw: UnsafePointer<Double>?, _ pb: UnsafePointer<Double>?) {
+        for r in 0..<rows {
+            let px = xb + r &* m, yr = py + r &* m
+            let mu = normSegmentSum(px, m) / md
+            let istd = 1.0 / (normSegmentSqDev(px, m, mu) / md + eps).squareRoot()
+            st[2 &* r] = mu
+            st[2 &* r &+ 1] = istd
+            switch (pw, pb) {
+            case let (pw?, pb?): for j in 0..<m { yr[j] = (px[j] - mu) * istd * pw[j] + pb[j] }
+            case let (pw?, nil): for j in 0..<m { yr[j] = (px[j] - mu) * istd * pw[j] }
+            case let (nil, pb?): for j in 0..<m { yr[j] = (px[j] - mu) * istd + pb[j] }
+            case (nil, nil): for j in 0..<m { yr[j] = (px[j] - mu) * istd }
+            }
+        }
+    }
+    switch (w, b) {
+    case let (w?, b?): w.withUnsafeBufferPointer { pw in b.withUnsafeBufferPointer { pb in run(pw.baseAddress, pb.baseAddress) } }
+    case let (w?, nil): w.withUnsafeBufferPointer { pw in run(pw.baseAddress, nil) }
+    case let (nil, b?): b.withUnsafeBufferPointer { pb in run(nil, pb.baseAddress) }
+    case (nil, nil): run(nil, nil)
+    }
+}
+
+/// Layer norm's VJP over the rows: per row, with x̂ = (x − μ)·istd and ĝ = g·w,
+/// dx = (ĝ − Σĝ/m − x̂·Σĝx̂/m)·istd; dw += g·x̂, db += g (accumulated over rows into pdw, pdb).
+/// The row sums Σĝ, Σĝx̂ use four-wide partial sums (vectorised), as the forward's statistics do.
+private func layerNormBackwardRows(_ gb: UnsafePointer<Double>, _ xb: UnsafePointer<Double>, _ st: UnsafePointer<Double>,
+                                   _ pd: UnsafeMutablePointer<Double>, _ pdw: UnsafeMutablePointer<Double>,
+                                   _ pdb: UnsafeMutablePointer<Double>, _ rows: Int, _ m: Int, _ w: [Double]?) {
+    let ones = w == nil ? [Double](repeating: 1, count: m) : []
+    (w ?? ones).withUnsafeBufferPointer { wb in
+        let pw = wb.baseAddress!
+        let rg = UnsafeRawPointer(gb), rx = UnsafeRawPointer(xb), rw = UnsafeRawPointer(pw)
+        let rdw = UnsafeMutableRawPointer(pdw), rdb = UnsafeMutableRawPointer(pdb), rd = UnsafeMutableRawPointer(pd)
+        typealias V = SIMD4<Double>
+        let md = Double(m), m4 = m & ~3
+        for r in 0..<rows {
+            let o = r &* m
+            let mu = st[2 &* r], istd = st[2 &* r &+ 1]
+            let vmu = V(repeating: mu), vistd = V(repeating: istd)
+            var asg = V(), asgx = V()
+            var j = 0
+            while j < m4 {
+                let bo = j &* 8, ro = (o &+ j) &* 8
+                let gj = rg.loadUnaligned(fromByteOffset: ro, as: V.self)
+                let xh = (rx.loadUnaligned(fromByteOffset: ro, as: V.self) - vmu) * vistd
+                rdb.storeBytes(of: rdb.loadUnaligned(fromByteOffset: bo, as: V.self) + gj, toByteOffset: bo, as: V.self)
+                rdw.storeBytes(of: rdw.loadUnaligned(fromByteOffset: bo, as: V.self) + gj * xh, toByteOffset: bo, as: V.self)
+                let gw = gj * rw.loadUnaligned(fromByteOffset: bo, as: V.self)
+                asg += gw
+                asgx += gw * xh
+                j &+= 4
+            }
+            var sg = asg.sum(), sgx = asgx.sum()
+            while j < m {
+                let gj = gb[o &+ j], xh = (xb[o &+ j] - mu) * istd
+                pdb[j] += gj
+                pdw[j] += gj * xh
+                let gw = gj * pw[j]
+                sg += gw
+                sgx += gw * xh
+                j &+= 1
+            }
+            let mg = sg / md, mx = sgx / md
+            let vmg = V(repeating: mg), vmx = V(repeating: mx)
+            j = 0
+            while j < m4 {
+                let bo = j &* 8, ro = (o &+ j) &* 8
+                let gw = rg.loadUnaligned(fromByteOffset: ro, as: V.self) * rw.loadUnaligned(fromByteOffset: bo, as: V.self)
+                let xh = (rx.loadUnaligned(fromByteOffset: ro, as: V.self) - vmu) * vistd
+                rd.storeBytes(of: (gw - vmg - xh * vmx) * vistd, toByteOffset: ro, as: V.self)
+                j &+= 4
+            }
+            while j < m {
+                let xh = (xb[o &+ j] - mu) * istd
+                pd[o &+ j] = (gb[o &+ j] * pw[j] - mg - xh * mx) * istd
+                j &+= 1
+            }
+        }
     }
 }

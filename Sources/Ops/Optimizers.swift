@@ -160,21 +160,35 @@ public struct SGD: Optimizer {
             throw ShapeError("SGD", "momentum buffer of shape \(b.shape) for parameter '\(p.name)' of shape \(p.value.shape)")
         }
         var d = grad.data
-        p.value.data.withUnsafeBufferPointer { pp in
-            if wd != 0 { for i in 0..<n { d[i] = d[i] + wd * pp[i] } }
+        if wd != 0 {
+            p.value.data.withUnsafeBufferPointer { pp in
+                d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + wd * pp[i] } }
+            }
         }
         if mu != 0 {
-            if var buf = p.momentumBuffer?.data {
-                for i in 0..<n { buf[i] = buf[i] * mu + (1 - damp) * d[i] }
-                p.momentumBuffer = Tensor(unchecked: p.value.shape, buf)
-            } else {
-                p.momentumBuffer = Tensor(unchecked: p.value.shape, d)
+            // Take the buffer out of the parameter before updating it, so that it is updated in place.
+            let had = p.momentumBuffer != nil
+            var buf = p.momentumBuffer?.data ?? d
+            p.momentumBuffer = nil
+            if had {
+                let c = 1 - damp
+                d.withUnsafeBufferPointer { pd in
+                    buf.withUnsafeMutableBufferPointer { pb in for i in 0..<n { pb[i] = pb[i] * mu + c * pd[i] } }
+                }
             }
-            let buf = p.momentumBuffer!.data
-            if nesterov { for i in 0..<n { d[i] = d[i] + mu * buf[i] } } else { d = buf }
+            if nesterov {
+                buf.withUnsafeBufferPointer { pb in
+                    d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + mu * pb[i] } }
+                }
+            } else {
+                d = buf
+            }
+            p.momentumBuffer = Tensor(unchecked: p.value.shape, buf)
         }
-        p.value.data.withUnsafeMutableBufferPointer { pp in
-            for i in 0..<n { pp[i] = pp[i] + (-lr) * d[i] }
+        d.withUnsafeBufferPointer { pd in
+            p.value.data.withUnsafeMutableBufferPointer { pp in
+                for i in 0..<n { pp[i] = pp[i] + (-lr) * pd[i] }
+            }
         }
         p.step += 1
     }
@@ -195,9 +209,14 @@ private func adamUpdate(_ op: String, _ p: Parameter, grad: Tensor, lr: Double, 
         }
     }
     let n = p.value.count
+    // Take the arrays out of the parameter before mutating them, so that a state array nobody else
+    // holds is updated in place (copy-on-write copies only what is shared, e.g. a value on a tape).
     var m = p.expAvg?.data ?? [Double](repeating: 0, count: n)
+    p.expAvg = nil
     var v = p.expAvgSq?.data ?? [Double](repeating: 0, count: n)
+    p.expAvgSq = nil
     var x = p.value.data
+    p.value.data = []
     p.step += 1
     let t = Double(p.step)
     let bc1 = 1 - Foundation.pow(beta1, t)
@@ -209,15 +228,8 @@ private func adamUpdate(_ op: String, _ p: Parameter, grad: Tensor, lr: Double, 
         x.withUnsafeMutableBufferPointer { px in
             m.withUnsafeMutableBufferPointer { pm in
                 v.withUnsafeMutableBufferPointer { pv in
-                    for i in 0..<n {
-                        var g = pg[i]
-                        if decoupled { px[i] = px[i] * (1 - lr * wd) } else if wd != 0 { g = g + wd * px[i] }
-                        // torch lerp: start + w·(end − start) for w < 0.5, else end − (end − start)·(1 − w)
-                        pm[i] = w < 0.5 ? pm[i] + w * (g - pm[i]) : g - (g - pm[i]) * (1 - w)
-                        pv[i] = pv[i] * beta2 + (1 - beta2) * g * g
-                        let denom = pv[i].squareRoot() / bc2Sqrt + eps
-                        px[i] = px[i] + (-stepSize) * pm[i] / denom
-                    }
+                    adamKernel(n, pg.baseAddress, px.baseAddress, pm.baseAddress, pv.baseAddress, lr: lr, beta2: beta2, eps: eps,
+                               wd: wd, decoupled: decoupled, w: w, stepSize: stepSize, bc2Sqrt: bc2Sqrt)
                 }
             }
         }
@@ -225,6 +237,38 @@ private func adamUpdate(_ op: String, _ p: Parameter, grad: Tensor, lr: Double, 
     p.value = Tensor(unchecked: shape, x)
     p.expAvg = Tensor(unchecked: shape, m)
     p.expAvgSq = Tensor(unchecked: shape, v)
+}
+
+/// The elementwise Adam update, its branches (decay, lerp form) hoisted out of the loop; the arithmetic
+/// of each element is exactly the formula above, in the same order.
+@inline(__always)
+private func adamKernel(_ n: Int, _ pg: UnsafePointer<Double>?, _ px: UnsafeMutablePointer<Double>?,
+                        _ pm: UnsafeMutablePointer<Double>?, _ pv: UnsafeMutablePointer<Double>?, lr: Double, beta2: Double,
+                        eps: Double, wd: Double, decoupled: Bool, w: Double, stepSize: Double, bc2Sqrt: Double) {
+    guard n > 0, let pg, let px, let pm, let pv else { return }
+    @inline(__always) func body(_ decay: Int, _ lowW: Bool) {
+        let b2c = 1 - beta2, shrink = 1 - lr * wd, w1 = 1 - w, ns = -stepSize
+        for i in 0..<n {
+            var g = pg[i]
+            if decay == 1 { px[i] = px[i] * shrink } else if decay == 2 { g = g + wd * px[i] }
+            // torch lerp: start + w·(end − start) for w < 0.5, else end − (end − start)·(1 − w)
+            let mi = lowW ? pm[i] + w * (g - pm[i]) : g - (g - pm[i]) * w1
+            pm[i] = mi
+            let vi = pv[i] * beta2 + b2c * g * g
+            pv[i] = vi
+            let denom = vi.squareRoot() / bc2Sqrt + eps
+            px[i] = px[i] + ns * mi / denom
+        }
+    }
+    let decay = decoupled ? 1 : (wd != 0 ? 2 : 0)
+    switch (decay, w < 0.5) {
+    case (0, true): body(0, true)
+    case (0, false): body(0, false)
+    case (1, true): body(1, true)
+    case (1, false): body(1, false)
+    case (2, true): body(2, true)
+    default: body(2, false)
+    }
 }
 
 private func checkAdam(_ op: String, _ groups: [ParameterGroup], _ b1: Double, _ b2: Double, _ eps: Double) throws {
