@@ -1,6 +1,6 @@
 # Certify — two commands on a fresh Debian machine:
 #   make certify   install what is missing, build in release, certify every protocol, print the report
-#   make test      install what is missing, run the Swift test suite
+#   make test      install what is missing, run the Swift test suite (optimised build, in .build-tests)
 # and the golden pipeline:
 #   make goldens        regenerate every golden with the independent reference generators
 #   make goldens-check  regenerate into a temporary folder and compare with the committed goldens
@@ -45,8 +45,12 @@ build: deps
 certify: build
 	$(RELEASE) run --report .certify/report.md
 
+# The tests run optimised (-c release; SwiftPM adds -enable-testing for their @testable imports) in their own
+# scratch folder, so that `make build` and `make test` never rebuild each other's artefacts; the tests that
+# spawn `certify` use the one built next to them (.build-tests/release/certify). See bench/README.md.
+TEST_SCRATCH := .build-tests
 test: deps
-	$(SWIFT) test
+	$(SWIFT) test -c release --scratch-path $(TEST_SCRATCH)
 
 checklist: build
 	$(RELEASE) checklist
@@ -132,4 +136,4 @@ python-test: build python-venv html-deps
 	  --certify-report=$(CURDIR)/.certify/python-report.html tests examples
 
 clean:
-	rm -rf .build .certify
+	rm -rf .build $(TEST_SCRATCH) .certify

@@ -8,11 +8,14 @@ import Testing
 
 let root = packageRoot()
 
+/// The `certify` of this test binary's own build (its sibling: same configuration and flags, so `make test` runs the
+/// release build it tested); else .build/release or .build/debug.
 func certifyBinary() -> String {
-    for p in [root + "/.build/debug/certify", root + "/.build/release/certify"] where FileManager.default.isExecutableFile(atPath: p) {
+    let sibling = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("certify").path
+    for p in [sibling, root + "/.build/release/certify", root + "/.build/debug/certify"] where FileManager.default.isExecutableFile(atPath: p) {
         return p
     }
-    return root + "/.build/debug/certify"
+    return root + "/.build/release/certify"
 }
 
 struct RunResult {

@@ -11,10 +11,12 @@ import Tensor
 
 let packageRootPath = packageRoot()
 
+/// The `certify` of this test binary's own build (its sibling), else .build/release or .build/debug.
 func certifyExecutable() -> String {
-    for p in [packageRootPath + "/.build/debug/certify", packageRootPath + "/.build/release/certify"]
+    let sibling = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("certify").path
+    for p in [sibling, packageRootPath + "/.build/release/certify", packageRootPath + "/.build/debug/certify"]
     where FileManager.default.isExecutableFile(atPath: p) { return p }
-    return packageRootPath + "/.build/debug/certify"
+    return packageRootPath + "/.build/release/certify"
 }
 
 struct CLIRun {

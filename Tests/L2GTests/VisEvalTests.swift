@@ -115,8 +115,10 @@ func goldenAsJSON(_ name: String) throws -> (gt: String, res: String, stats: [Do
 
     /// The command line: bad input exits 2 with one line naming the file; --json writes full-precision numbers.
     @Test func commandLine() throws {
-        let exe = root + "/.build/debug/certify"
-        guard FileManager.default.isExecutableFile(atPath: exe) else { return }
+        // The `certify` of this test binary's own build (its sibling), else .build/release or .build/debug.
+        let sibling = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("certify").path
+        guard let exe = [sibling, root + "/.build/release/certify", root + "/.build/debug/certify"]
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return }
         let gp = try scratchFile("cli-gt.json", Self.gtOK)
         let bad = try scratchFile("cli-bad.json", "[{\"video_id\": 3, \"category_id\": 1, \"score\": 1, \"segmentations\": [null, null]}]")
         let p = Process()

@@ -199,8 +199,11 @@ let referenceScript = """
         #expect(relClose(r.adaLogits, base.adaLogits, rtol: 1e-9) && relClose(r.admrLogits, base.admrLogits, rtol: 1e-9))
     }
 
-    static let certifyBinary: String? = [root + "/.build/debug/certify", root + "/.build/release/certify"]
-        .first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// The `certify` of this test binary's own build (its sibling), else .build/release or .build/debug.
+    static let certifyBinary: String? = [
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("certify").path,
+        root + "/.build/release/certify", root + "/.build/debug/certify",
+    ].first { FileManager.default.isExecutableFile(atPath: $0) }
     /// Whether `certify lava` is wired into the CLI (the lead adds `Lava.self` to Certify's subcommands).
     static let lavaCommandWired: Bool = {
         guard let b = certifyBinary else { return false }
