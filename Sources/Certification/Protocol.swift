@@ -267,7 +267,7 @@ public struct CertProtocol: @unchecked Sendable {
 
     /// Parses and validates one protocol file.
     public static func load(_ path: String) throws -> CertProtocol {
-        let dict = try strictMapping(path, what: "protocol file", allowed: allowedKeys, required: requiredKeys)
+        let (dict, text) = try strictMappingAndText(path, what: "protocol file", allowed: allowedKeys, required: requiredKeys)
         for section in ["inputs", "params", "outputs"] {
             for entry in dict[section] as? [[String: Any]] ?? [] {
                 let bad = Set(entry.keys).subtracting(TensorSpec.allowedKeys)
@@ -280,8 +280,12 @@ public struct CertProtocol: @unchecked Sendable {
             guard let s = dict[k] as? String else { throw ProtocolError(file: path, "'\(k)' must be a string") }
             return s
         }
+        // Fast path: every typed section decoded in one pass over the file's text. Only when that fails is
+        // each section re-decoded on its own (below), so the error names the malformed section.
+        let fast = try? YAMLDecoder().decode(TypedSections.self, from: text)
         func decode<T: Decodable>(_ k: String, _ t: T.Type) throws -> T? {
             guard let v = dict[k] else { return nil }
+            if let fast, let value = fast.value(k) as? T { return value }
             do {
                 let node = try Yams.dump(object: v)
                 return try YAMLDecoder().decode(T.self, from: node)
@@ -328,6 +332,34 @@ public struct CertProtocol: @unchecked Sendable {
 /// Reads a YAML file whose top level is a mapping with only `allowed` keys and every `required` one
 /// (protocols and claims ledgers). Every problem is a `ProtocolError` naming the file.
 func strictMapping(_ path: String, what: String, allowed: Set<String>, required: [String]) throws -> [String: Any] {
+    try strictMappingAndText(path, what: what, allowed: allowed, required: required).0
+}
+
+/// The typed sections of a protocol file, decoded in one pass (`CertProtocol.load`'s fast path).
+private struct TypedSections: Decodable {
+    var inputs: [TensorSpec]?, params: [TensorSpec]?, outputs: [TensorSpec]?, grads: [String]?
+    var tolerance: Tolerance?, gradient_check: GradientCheckSpec?, properties: [PropertySpec]?
+    var divergences: [Divergence]?, transcribes: [Transcription]?, unknowns: [Unknown]?
+
+    func value(_ key: String) -> Any? {
+        switch key {
+        case "inputs": inputs
+        case "params": params
+        case "outputs": outputs
+        case "grads": grads
+        case "tolerance": tolerance
+        case "gradient_check": gradient_check
+        case "properties": properties
+        case "divergences": divergences
+        case "transcribes": transcribes
+        case "unknowns": unknowns
+        default: nil
+        }
+    }
+}
+
+/// `strictMapping`, and the file's text.
+func strictMappingAndText(_ path: String, what: String, allowed: Set<String>, required: [String]) throws -> ([String: Any], String) {
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
         throw ProtocolError(file: path, "cannot read \(what): \(readableError(error))")
@@ -340,7 +372,7 @@ func strictMapping(_ path: String, what: String, allowed: Set<String>, required:
         throw ProtocolError(file: path, "unknown key(s) \(unknown.sorted()); allowed: \(allowed.sorted())")
     }
     for k in required where dict[k] == nil { throw ProtocolError(file: path, "missing required key '\(k)'") }
-    return dict
+    return (dict, text)
 }
 
 /// A protocol's contract as `certify show --json` prints it, for tools that build on Certify (the
