@@ -226,17 +226,20 @@ func goldenCase(_ method: String, _ name: String) throws -> CaseData {
 
 /// The reproduction's arms as independent units (`certify plan search`): an arm run alone, on a fresh `Reproduction`, gives the
 /// bits of the sequential run before the split (pinned from `certify dartsgt-reproduce --seeds 0 --search-epochs 1 --train-epochs 0`
-/// at 9ac3ce4, where the arms drew their initialisations one after another from one stream).
+/// at 9ac3ce4, where the arms drew their initialisations one after another from one stream). Compared to 1e-9 relative, not
+/// bit for bit: training runs through BLAS, whose last bits depend on the kernel (OPENBLAS_CORETYPE); an arm that drew the
+/// wrong initialisation differs at O(1).
 @Suite struct DARTSGTReproductionUnits {
-    @Test func anArmAloneGivesTheSequentialRunsBits() throws {
+    @Test func anArmAloneGivesTheSequentialRunsValues() throws {
         let r = Reproduction(seed: 0, searchEpochs: 1, trainEpochs: 0)
         let random = try r.train(arm: 4, ops: try r.ops(arm: 4, alpha: nil))   // the 5th initialisation of the stream
         #expect(random.arm == "random per layer" && random.ops == [2, 0])
-        #expect(random.testMAE.bitPattern == (0.5541651433363424).bitPattern, "\(random.testMAE)")
-        #expect(random.specializationMedian.bitPattern == (0.06979616821932154).bitPattern, "\(random.specializationMedian)")
+        func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * abs(b) }
+        #expect(close(random.testMAE, 0.5541651433363424), "\(random.testMAE)")
+        #expect(close(random.specializationMedian, 0.06979616821932154), "\(random.specializationMedian)")
         let (alpha, _) = try r.search()
         let searched = try r.train(arm: 0, ops: try r.ops(arm: 0, alpha: alpha))
-        #expect(searched.ops == [0, 0] && searched.testMAE.bitPattern == (0.19429601670994315).bitPattern, "\(searched)")
+        #expect(searched.ops == [0, 0] && close(searched.testMAE, 0.19429601670994315), "\(searched)")
         #expect(throws: InputError.self) { try r.ops(arm: 0, alpha: nil) }
         #expect(throws: InputError.self) { try r.ops(arm: Reproduction.armNames.count, alpha: alpha) }
     }
