@@ -406,6 +406,30 @@ public struct WorkStore: Sendable {
         if let l = readLock(path: path), l.host == WorkStore.hostName, l.pid == getpid() { unlink(path) }
     }
 
+    /// Runs unit `i` in this worker: skipped when another live worker holds its lock (logged, counted in
+    /// `summary.heldElsewhere`) or when it is already done; otherwise `body` computes its result, written as the
+    /// unit's record (counted in `summary.ran`). An error is recorded as the unit's failure and rethrown.
+    public func runUnit(_ i: Int, preparation: String?, summary: inout WorkSummary, log: (String) -> Void,
+                        _ body: () throws -> [String: Double]) throws {
+        switch try claim(path: lockPath(i)) {
+        case .heldBy(let l):
+            log("unit \(i) is being run by \(l.host) pid \(l.pid) (since \(l.started)); skipped")
+            summary.heldElsewhere += 1
+            return
+        case .acquired: break
+        }
+        defer { release(path: lockPath(i)) }
+        if case .done = state(i) { return }
+        let started = Date()
+        do {
+            try write(UnitRecord(plan: plan, unit: i, started: started, preparation: preparation, result: try body()))
+            summary.ran += 1
+        } catch {
+            recordFailure(i, error: "\(error)")
+            throw error
+        }
+    }
+
     /// Records a unit's failure (kept until the unit succeeds).
     public func recordFailure(_ i: Int, error: String) {
         let body: [String: String] = ["unit": "\(i)", "name": plan.units[i].name, "host": WorkStore.hostName, "pid": "\(getpid())",

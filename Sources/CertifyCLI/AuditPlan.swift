@@ -29,13 +29,12 @@ struct AuditPreparation {
         var accuracyBits: String?
         var robustAccuracyBits: String?
         var seconds: Double
-        var arrays: [Array]
-        struct Array: Codable { var name: String; var shape: [Int] }
+        var arrays: [PreparationFile.Entry]
     }
 
     static let magic = Data("certify-prepare/1\n".utf8)
 
-    /// magic, one line of JSON header, the arrays as little-endian float64, then the SHA-256 of all that.
+    /// The prepare.bin bytes (`PreparationFile`).
     func encoded(planHash: String) throws -> Data {
         var arrays: [(String, Tensor)] = [("train_x", trainX), ("train_y", Tensor(trainY.map(Double.init))), ("train_a", trainA),
                                           ("test_x", testX), ("test_y", Tensor(testY.map(Double.init))), ("test_a", testA)]
@@ -43,47 +42,14 @@ struct AuditPreparation {
         let header = Header(plan: planHash, dataset: dataset, method: method, model: model,
                             accuracyBits: accuracy.map { String($0.bitPattern, radix: 16) },
                             robustAccuracyBits: robustAccuracy.map { String($0.bitPattern, radix: 16) }, seconds: seconds,
-                            arrays: arrays.map { Header.Array(name: $0.0, shape: $0.1.shape) })
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var d = AuditPreparation.magic
-        d.append(try enc.encode(header))
-        d.append(0x0A)
-        for (_, t) in arrays {
-            t.data.withUnsafeBufferPointer { p in
-                var le = p.map { $0.bitPattern.littleEndian }
-                d.append(Data(bytes: &le, count: le.count * 8))
-            }
-        }
-        d.append(contentsOf: SHA256.hexBytes(d))
-        return d
+                            arrays: arrays.map { PreparationFile.Entry(name: $0.0, shape: $0.1.shape) })
+        return try PreparationFile.encode(magic: AuditPreparation.magic, header: header, tensors: arrays.map(\.1))
     }
 
     /// Reads prepare.bin; throws `PlanError` when it is truncated, corrupt or made for another plan.
     static func decode(_ d: Data, path: String, planHash: String) throws -> AuditPreparation {
-        guard d.count > magic.count + 32, d.prefix(magic.count) == magic else { throw PlanError("\(path): not a Certify preparation (or truncated)") }
-        let body = d.prefix(d.count - 32)
-        guard Data(SHA256.hexBytes(body)) == d.suffix(32) else {
-            throw PlanError("\(path): truncated or corrupt (checksum mismatch); delete it and run `certify work PLAN --prepare` again")
-        }
-        guard let nl = body[magic.count...].firstIndex(of: 0x0A) else { throw PlanError("\(path): corrupt header") }
-        let header: Header
-        do { header = try JSONDecoder().decode(Header.self, from: body[magic.count..<nl]) } catch {
-            throw PlanError("\(path): corrupt header (\(readableError(error)))")
-        }
-        guard header.plan == planHash else { throw PlanError("\(path): made for another plan (config hash \(header.plan.prefix(12)), the plan's is \(planHash.prefix(12)))") }
-        var offset = nl + 1
-        var t: [String: Tensor] = [:]
-        for a in header.arrays {
-            let n = a.shape.reduce(1, *)
-            guard n >= 0, offset + 8 * n <= body.endIndex else { throw PlanError("\(path): array \(a.name) runs past the end") }
-            var values = [Double](repeating: 0, count: n)
-            body[offset..<(offset + 8 * n)].withUnsafeBytes { raw in
-                for i in 0..<n { values[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) }
-            }
-            t[a.name] = Tensor(unchecked: a.shape, values)
-            offset += 8 * n
-        }
+        let (header, t) = try PreparationFile.decode(d, magic: magic, what: "a Certify preparation", path: path, planHash: planHash,
+                                                     plan: { (h: Header) in h.plan }, entries: { $0.arrays })
         guard let trX = t["train_x"], let trY = t["train_y"], let trA = t["train_a"], let teX = t["test_x"], let teY = t["test_y"], let teA = t["test_a"] else {
             throw PlanError("\(path): arrays missing")
         }
@@ -92,14 +58,6 @@ struct AuditPreparation {
                                 robustAccuracy: bits(header.robustAccuracyBits), seconds: header.seconds,
                                 trainX: trX, trainY: trY.data.map { Int($0) }, trainA: trA, testX: teX, testY: teY.data.map { Int($0) }, testA: teA,
                                 nullMask: t["null_mask"])
-    }
-}
-
-extension SHA256 {
-    static func hexBytes<D: DataProtocol>(_ d: D) -> [UInt8] {
-        var s = SHA256()
-        s.update(d)
-        return s.finalize()
     }
 }
 

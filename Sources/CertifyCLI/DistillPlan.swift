@@ -41,59 +41,24 @@ struct DistillPreparation {
         var plan: String
         var accuracyBits: String
         var seconds: Double
-        var tensors: [Entry]
-        struct Entry: Codable { var name: String; var shape: [Int] }
+        var tensors: [PreparationFile.Entry]
     }
 
     static let magic = Data("certify-distill-prepare/1\n".utf8)
 
-    /// magic, one line of JSON header, the teacher's tensors as little-endian float64, then the SHA-256 of all that.
+    /// The prepare.bin bytes (`PreparationFile`).
     func encoded(planHash: String) throws -> Data {
         let tensors = teacher.protocolTensors.sorted { $0.key < $1.key }
         let header = Header(plan: planHash, accuracyBits: String(accuracy.bitPattern, radix: 16), seconds: seconds,
-                            tensors: tensors.map { Header.Entry(name: $0.key, shape: $0.value.shape) })
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var d = DistillPreparation.magic
-        d.append(try enc.encode(header))
-        d.append(0x0A)
-        for (_, t) in tensors {
-            t.data.withUnsafeBufferPointer { p in
-                var le = p.map { $0.bitPattern.littleEndian }
-                d.append(Data(bytes: &le, count: le.count * 8))
-            }
-        }
-        d.append(contentsOf: SHA256.hexBytes(d))
-        return d
+                            tensors: tensors.map { PreparationFile.Entry(name: $0.key, shape: $0.value.shape) })
+        return try PreparationFile.encode(magic: DistillPreparation.magic, header: header, tensors: tensors.map(\.value))
     }
 
     /// Reads prepare.bin; throws `PlanError` when it is truncated, corrupt or made for another plan.
     static func decode(_ d: Data, path: String, planHash: String) throws -> DistillPreparation {
-        guard d.count > magic.count + 32, d.prefix(magic.count) == magic else { throw PlanError("\(path): not a Certify distillation preparation (or truncated)") }
-        let body = d.prefix(d.count - 32)
-        guard Data(SHA256.hexBytes(body)) == d.suffix(32) else {
-            throw PlanError("\(path): truncated or corrupt (checksum mismatch); delete it and run `certify work PLAN --prepare` again")
-        }
-        guard let nl = body[magic.count...].firstIndex(of: 0x0A) else { throw PlanError("\(path): corrupt header") }
-        let header: Header
-        do { header = try JSONDecoder().decode(Header.self, from: body[magic.count..<nl]) } catch {
-            throw PlanError("\(path): corrupt header (\(readableError(error)))")
-        }
-        guard header.plan == planHash else { throw PlanError("\(path): made for another plan (config hash \(header.plan.prefix(12)), the plan's is \(planHash.prefix(12)))") }
+        let (header, t) = try PreparationFile.decode(d, magic: magic, what: "a Certify distillation preparation", path: path,
+                                                     planHash: planHash, plan: { (h: Header) in h.plan }, entries: { $0.tensors })
         guard let bits = UInt64(header.accuracyBits, radix: 16) else { throw PlanError("\(path): corrupt header (accuracy)") }
-        var offset = nl + 1
-        var t: [String: Tensor] = [:]
-        for a in header.tensors {
-            let n = a.shape.reduce(1, *)
-            guard a.shape.allSatisfy({ $0 >= 0 }), offset + 8 * n <= body.endIndex else { throw PlanError("\(path): tensor \(a.name) runs past the end") }
-            var values = [Double](repeating: 0, count: n)
-            body[offset..<(offset + 8 * n)].withUnsafeBytes { raw in
-                for i in 0..<n { values[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) }
-            }
-            t[a.name] = Tensor(unchecked: a.shape, values)
-            offset += 8 * n
-        }
-        guard offset == body.endIndex else { throw PlanError("\(path): \(body.endIndex - offset) bytes after the last tensor") }
         let teacher: NRRTeacher
         do { teacher = try NRRTeacher(protocolTensors: t) } catch {
             throw PlanError("\(path): not a teacher (\(readableError(error)))")
@@ -304,17 +269,7 @@ enum DistillPlanner {
         }
         var cache = SetCache()
         for i in todo {
-            switch try store.claim(path: store.lockPath(i)) {
-            case .heldBy(let l):
-                log("unit \(i) is being run by \(l.host) pid \(l.pid) (since \(l.started)); skipped")
-                summary.heldElsewhere += 1
-                continue
-            case .acquired: break
-            }
-            defer { store.release(path: store.lockPath(i)) }
-            if case .done = store.state(i) { continue }
-            let started = Date()
-            do {
+            try store.runUnit(i, preparation: prepHash, summary: &summary, log: log) {
                 var result: [String: Double] = [:]
                 var nrr: [Double] = []
                 for j in range(i, count: runs.count) {
@@ -333,11 +288,7 @@ enum DistillPlanner {
                 }
                 result["nrr_seconds"] = nrr.reduce(0, +)
                 result["nrr_passes"] = Double(nrr.count)
-                try store.write(UnitRecord(plan: store.plan, unit: i, started: started, preparation: prepHash, result: result))
-                summary.ran += 1
-            } catch {
-                store.recordFailure(i, error: "\(error)")
-                throw error
+                return result
             }
         }
         return summary

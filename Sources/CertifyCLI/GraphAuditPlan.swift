@@ -136,26 +136,12 @@ enum GraphAuditPlanner {
         let count = Int(store.plan.config["graphs"] ?? "") ?? -1
         guard count == graphs.count else { throw PlanError("\(a.data): \(graphs.count) graphs, the plan has \(count)") }
         for i in todo {
-            switch try store.claim(path: store.lockPath(i)) {
-            case .heldBy(let l):
-                log("unit \(i) is being run by \(l.host) pid \(l.pid) (since \(l.started)); skipped")
-                summary.heldElsewhere += 1
-                continue
-            case .acquired: break
-            }
-            defer { store.release(path: store.lockPath(i)) }
-            if case .done = store.state(i) { continue }
-            let started = Date()
-            let r = range(i, count: count)
-            do {
+            try store.runUnit(i, preparation: nil, summary: &summary, log: log) {
+                let r = range(i, count: count)
                 let reports = try graphAudit(model: m, graphs: Array(graphs[r]), k: a.kHeads, stable: a.stableTies)
                 var result: [String: Double] = [:]
                 for (j, rep) in reports.enumerated() { record(rep, graph: r.lowerBound + j, into: &result) }
-                try store.write(UnitRecord(plan: store.plan, unit: i, started: started, preparation: nil, result: result))
-                summary.ran += 1
-            } catch {
-                store.recordFailure(i, error: "\(error)")
-                throw error
+                return result
             }
         }
         return summary

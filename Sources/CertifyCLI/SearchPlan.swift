@@ -123,18 +123,8 @@ enum SearchPlanner {
         }
         var prepared: [UInt64: Reproduction] = [:]
         for i in todo {
-            switch try store.claim(path: store.lockPath(i)) {
-            case .heldBy(let l):
-                log("unit \(i) is being run by \(l.host) pid \(l.pid) (since \(l.started)); skipped")
-                summary.heldElsewhere += 1
-                continue
-            case .acquired: break
-            }
-            defer { store.release(path: store.lockPath(i)) }
-            if case .done = store.state(i) { continue }
-            let started = Date()
-            let (si, arm) = unit(i)
-            do {
+            try store.runUnit(i, preparation: nil, summary: &summary, log: log) {
+                let (si, arm) = unit(i)
                 let r: Reproduction
                 if let p = prepared[seeds[si]] { r = p } else {
                     r = reproduction(c, seed: seeds[si])
@@ -157,11 +147,7 @@ enum SearchPlanner {
                 result["test_mae"] = res.testMAE
                 result["specialization_median"] = res.specializationMedian
                 result["focus_median"] = res.focusMedian
-                try store.write(UnitRecord(plan: store.plan, unit: i, started: started, preparation: nil, result: result))
-                summary.ran += 1
-            } catch {
-                store.recordFailure(i, error: "\(error)")
-                throw error
+                return result
             }
         }
         return summary
