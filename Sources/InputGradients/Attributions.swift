@@ -274,8 +274,10 @@ let attributionsMethod = Method("input_gradients.attributions", properties: [
                 Swift.abs(ig.data[(i * d)..<((i + 1) * d)].reduce(0, +) - (z.data[i * 2 + y[i]] - z0.data[i * 2 + y[i]]))
             }.max()!
         }
-        let (e8, e512) = (try error(8), try error(512))
-        try require(e512 <= 0.1 * e8 + 1e-9, "completeness error \(e512) at m = 512 vs \(e8) at m = 8")
+        // Against the coarsest of three grids: at one m the Riemann error's leading term can cancel against the
+        // next (seed 14530519866675503567: 7.9e-5 at m = 8, 2.4e-5 at m = 512), but not at all three.
+        let coarse = try [8, 16, 32].map(error).max()!, e512 = try error(512)
+        try require(e512 <= 0.1 * coarse + 1e-9, "completeness error \(e512) at m = 512 vs at most \(coarse) at m = 8, 16, 32")
     },
     Property("gradient_x_input_is_ig_for_linear") { rng in
         let (d, n, c) = (2 + rng.int(below: 8), 1 + rng.int(below: 3), 2 + rng.int(below: 3))
