@@ -449,12 +449,11 @@ public struct ProtocolSet: Sendable {
         var out: [CertProtocol] = []
         // claims.yaml is a paper's claims ledger (ClaimsLedger), not a protocol.
         for case let rel as String in en where rel.hasSuffix(".yaml") && (rel as NSString).lastPathComponent != ClaimsLedger.fileName {
-            let p = try CertProtocol.load((dir as NSString).appendingPathComponent(rel))
-            let golden = (root as NSString).appendingPathComponent(p.golden)
-            guard FileManager.default.fileExists(atPath: golden) else {
-                throw ProtocolError(file: p.file, "golden file '\(p.golden)' does not exist (run `make goldens`)")
+            let p = try loadChecked((dir as NSString).appendingPathComponent(rel), root: root)
+            // A protocol's id names its file, so ids are unique and `load(root:id:)` can read one file alone.
+            guard let canonical = canonicalPath(p.id), canonical == rel else {
+                throw ProtocolError(file: p.file, "id '\(shown(p.id))' must be in protocols/\(canonicalPath(p.id) ?? "<paper>/<method>.yaml") (a protocol's id names its file)")
             }
-            if out.contains(where: { $0.id == p.id }) { throw ProtocolError(file: p.file, "duplicate protocol id '\(p.id)'") }
             out.append(p)
         }
         let ledgers = try ClaimsLedger.loadAll(root: root)
@@ -462,6 +461,41 @@ public struct ProtocolSet: Sendable {
             throw ProtocolError(file: l.file, "'protocols: \(l.protocols)' names no protocol prefix")
         }
         return ProtocolSet(root: root, protocols: out.sorted { $0.id < $1.id }, ledgers: ledgers)
+    }
+
+    /// The protocol `id` alone, read from its own file (protocols/<paper>/<method>.yaml, which `load(root:)`
+    /// requires), without parsing the other protocols: what `certify eval` and `certify diff` need, at a
+    /// fraction of the start-up time. When that file is absent or holds another id, every protocol is loaded,
+    /// so an unknown id gets the same error and suggestions as before. The set has no claims ledgers.
+    public static func load(root: String, id: String) throws -> ProtocolSet {
+        let dir = (root as NSString).appendingPathComponent("protocols")
+        if let rel = canonicalPath(id) {
+            let path = (dir as NSString).appendingPathComponent(rel)
+            if FileManager.default.fileExists(atPath: path) {
+                let p = try loadChecked(path, root: root)
+                if p.id == id { return ProtocolSet(root: root, protocols: [p]) }
+            }
+        }
+        return try load(root: root)
+    }
+
+    /// "<paper>/<method>.yaml" for an id "<paper>.<method>" made of letters, digits, '_' and '.'; nil otherwise.
+    static func canonicalPath(_ id: String) -> String? {
+        let parts = id.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !parts[1].hasSuffix("."), !parts[1].contains(".."),
+              id.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." })
+        else { return nil }
+        return "\(parts[0])/\(parts[1]).yaml"
+    }
+
+    /// One protocol file, parsed and validated, whose golden exists.
+    static func loadChecked(_ path: String, root: String) throws -> CertProtocol {
+        let p = try CertProtocol.load(path)
+        let golden = (root as NSString).appendingPathComponent(p.golden)
+        guard FileManager.default.fileExists(atPath: golden) else {
+            throw ProtocolError(file: p.file, "golden file '\(p.golden)' does not exist (run `make goldens`)")
+        }
+        return p
     }
 
     public func protocolFor(_ id: String) throws -> CertProtocol {

@@ -203,7 +203,9 @@ struct Diff: ParsableCommand {
         try preflight(golden, selection)
         try preflight(actual, selection)
         let set: ProtocolSet?
-        do { set = try protocolsOrFail() } catch {
+        // Only the protocol the comparison uses is read (its tolerances): --protocol, else the golden's attribute.
+        let pid = protocolID ?? { () -> String? in (try? File.open(golden))?.attributes["protocol"]?.stringValue }()
+        do { set = try pid.map { try ProtocolSet.load(root: packageRoot(), id: $0) } ?? protocolsOrFail() } catch {
             if protocolID != nil || drift { throw CLIError(message: "cannot load the protocols: \(error)") }
             stderr("certify: warning: cannot load the protocols (\(error)); the golden's protocol tolerances are not available\n")
             set = nil
@@ -236,7 +238,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         resources.apply()
-        let set = try protocolsOrFail()
+        let set = try ProtocolSet.load(root: packageRoot(), id: protocolID)
         let p = try set.protocolFor(protocolID)
         try preflight(input, .eval)
         let cases = try Evaluator.run(protocol: p, input: input, output: output, allowExtra: allowExtra) { stderr("certify: warning: \($0)\n") }
