@@ -240,24 +240,41 @@ private func adamUpdate(_ op: String, _ p: Parameter, grad: Tensor, lr: Double, 
 }
 
 /// The elementwise Adam update, its branches (decay, lerp form) hoisted out of the loop; the arithmetic
-/// of each element is exactly the formula above, in the same order.
+/// of each element is exactly the formula above, in the same order. Four elements at a time: the square root
+/// and the two divisions dominate, and lane-wise IEEE operations give the scalar loop's bits.
 @inline(__always)
 private func adamKernel(_ n: Int, _ pg: UnsafePointer<Double>?, _ px: UnsafeMutablePointer<Double>?,
                         _ pm: UnsafeMutablePointer<Double>?, _ pv: UnsafeMutablePointer<Double>?, lr: Double, beta2: Double,
                         eps: Double, wd: Double, decoupled: Bool, w: Double, stepSize: Double, bc2Sqrt: Double) {
     guard n > 0, let pg, let px, let pm, let pv else { return }
-    @inline(__always) func body(_ decay: Int, _ lowW: Bool) {
+    @inline(__always) func element<T: SIMD>(_ g0: T, _ x0: T, _ m0: T, _ v0: T, _ decay: Int, _ lowW: Bool) -> (x: T, m: T, v: T)
+    where T.Scalar == Double {
         let b2c = 1 - beta2, shrink = 1 - lr * wd, w1 = 1 - w, ns = -stepSize
-        for i in 0..<n {
-            var g = pg[i]
-            if decay == 1 { px[i] = px[i] * shrink } else if decay == 2 { g = g + wd * px[i] }
-            // torch lerp: start + w·(end − start) for w < 0.5, else end − (end − start)·(1 − w)
-            let mi = lowW ? pm[i] + w * (g - pm[i]) : g - (g - pm[i]) * w1
-            pm[i] = mi
-            let vi = pv[i] * beta2 + b2c * g * g
-            pv[i] = vi
-            let denom = vi.squareRoot() / bc2Sqrt + eps
-            px[i] = px[i] + ns * mi / denom
+        var g = g0, x = x0
+        if decay == 1 { x = x * shrink } else if decay == 2 { g = g + wd * x }
+        // torch lerp: start + w·(end − start) for w < 0.5, else end − (end − start)·(1 − w)
+        let mi = lowW ? m0 + w * (g - m0) : g - (g - m0) * w1
+        let vi = v0 * beta2 + b2c * g * g
+        let denom = vi.squareRoot() / bc2Sqrt + eps
+        return (x + ns * mi / denom, mi, vi)
+    }
+    @inline(__always) func body(_ decay: Int, _ lowW: Bool) {
+        typealias V = SIMD4<Double>
+        let rg = UnsafeRawPointer(pg), rx = UnsafeMutableRawPointer(px), rm = UnsafeMutableRawPointer(pm), rv = UnsafeMutableRawPointer(pv)
+        var i = 0
+        while i &+ 4 <= n {
+            let o = i &* 8
+            let r = element(rg.loadUnaligned(fromByteOffset: o, as: V.self), rx.loadUnaligned(fromByteOffset: o, as: V.self),
+                            rm.loadUnaligned(fromByteOffset: o, as: V.self), rv.loadUnaligned(fromByteOffset: o, as: V.self), decay, lowW)
+            rx.storeBytes(of: r.x, toByteOffset: o, as: V.self)
+            rm.storeBytes(of: r.m, toByteOffset: o, as: V.self)
+            rv.storeBytes(of: r.v, toByteOffset: o, as: V.self)
+            i &+= 4
+        }
+        while i < n {
+            let r = element(SIMD2(pg[i], 0), SIMD2(px[i], 0), SIMD2(pm[i], 0), SIMD2(pv[i], 0), decay, lowW)
+            (px[i], pm[i], pv[i]) = (r.x[0], r.m[0], r.v[0])
+            i &+= 1
         }
     }
     let decay = decoupled ? 1 : (wd != 0 ? 2 : 0)
