@@ -109,10 +109,11 @@ private func attentionProjection(_ x: Var, _ w: Var, _ b: Var?) throws -> Var {
             }
         }
     }
-    return t.record(y, parents: b.map { [x, w, $0] } ?? [x, w]) { g in
-        let gx = try Tensor.matmul(g, w.value)
-        let gw = try Tensor.matmul(g, x.value, transposeA: true)
+    return t.record(y, parents: b.map { [x, w, $0] } ?? [x, w]) { g, needs in
+        let gx = needs[0] ? try Tensor.matmul(g, w.value) : nil
+        let gw = needs[1] ? try Tensor.matmul(g, x.value, transposeA: true) : nil
         guard b != nil else { return [gx, gw] }
+        guard needs[2] else { return [gx, gw, nil] }
         var gb = [Double](repeating: 0, count: n)
         g.data.withUnsafeBufferPointer { p in
             for r in 0..<(p.count / Swift.max(n, 1)) { for j in 0..<n { gb[j] += p[r * n + j] } }

@@ -420,10 +420,11 @@ private func convolution(op: String, nd: Int, _ x: Var, weight: Var, bias: Var?,
     let y = g.forward(x: xv.data, weight: wv.data, bias: bias?.value.data)
     let yShape = nd == 1 ? [g.n, g.o, g.wo] : [g.n, g.o, g.ho, g.wo]
     let parents = [x, weight] + (bias.map { [$0] } ?? [])
-    return t.record(Tensor(unchecked: yShape, y), parents: parents) { gy in
-        var grads: [Tensor?] = [Tensor(unchecked: xv.shape, g.inputGrad(gy: gy.data, weight: wv.data)),
-                                Tensor(unchecked: wv.shape, g.weightGrad(x: xv.data, gy: gy.data))]
-        if hasBias { grads.append(Tensor(unchecked: [g.o], g.biasGrad(gy: gy.data))) }
+    return t.record(Tensor(unchecked: yShape, y), parents: parents) { gy, needs in
+        // Only the cotangents some requested gradient depends on (a network's input image needs no ∂x).
+        var grads: [Tensor?] = [needs[0] ? Tensor(unchecked: xv.shape, g.inputGrad(gy: gy.data, weight: wv.data)) : nil,
+                                needs[1] ? Tensor(unchecked: wv.shape, g.weightGrad(x: xv.data, gy: gy.data)) : nil]
+        if hasBias { grads.append(needs[2] ? Tensor(unchecked: [g.o], g.biasGrad(gy: gy.data)) : nil) }
         return grads
     }
 }
@@ -466,15 +467,17 @@ public func convTranspose1d(_ x: Var, weight: Var, bias: Var?, stride: [Int] = [
     }
     let parents = [x, weight] + (bias.map { [$0] } ?? [])
     let hasBias = bias != nil
-    return t.record(Tensor(unchecked: [g.n, g.c, g.w], y), parents: parents) { gy in
-        var grads: [Tensor?] = [Tensor(unchecked: xv.shape, g.forward(x: gy.data, weight: wv.data, bias: nil)),
-                                Tensor(unchecked: wv.shape, g.weightGrad(x: gy.data, gy: xv.data))]
-        if hasBias {
+    return t.record(Tensor(unchecked: [g.n, g.c, g.w], y), parents: parents) { gy, needs in
+        var grads: [Tensor?] = [needs[0] ? Tensor(unchecked: xv.shape, g.forward(x: gy.data, weight: wv.data, bias: nil)) : nil,
+                                needs[1] ? Tensor(unchecked: wv.shape, g.weightGrad(x: gy.data, gy: xv.data)) : nil]
+        if hasBias && needs[2] {
             var gb = [Double](repeating: 0, count: g.c)
             gy.data.withUnsafeBufferPointer { p in
                 for s in 0..<g.n { for ch in 0..<g.c { gb[ch] += sumContiguous(cvBase(p) + (s * g.c + ch) * g.w, g.w) } }
             }
             grads.append(Tensor(unchecked: [g.c], gb))
+        } else if hasBias {
+            grads.append(nil)
         }
         return grads
     }

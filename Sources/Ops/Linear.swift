@@ -36,29 +36,35 @@ public func linear(_ x: Var, weight: Var, bias: Var?) throws -> Var {
     let y = Tensor(unchecked: Array(xs.dropLast()) + [fout], out)
     let parents = [x, weight] + (bias.map { [$0] } ?? [])
     let xv = x.value, wv = weight.value
-    return t.record(y, parents: parents) { g in
-        var gx = [Double](repeating: 0, count: m * fin)
-        var gw = [Double](repeating: 0, count: fout * fin)
-        var gb = [Double](repeating: 0, count: fout)
+    return t.record(y, parents: parents) { g, needs in
+        // Only the cotangents some requested gradient depends on (a network's input needs no ∂x).
+        var gx = [Double](), gw = [Double]()
+        var gb = [Double](repeating: 0, count: hasBias && needs[2] ? fout : 0)
         g.data.withUnsafeBufferPointer { pg in
             xv.data.withUnsafeBufferPointer { px in
                 wv.data.withUnsafeBufferPointer { pw in
-                    gx.withUnsafeMutableBufferPointer { pgx in
-                        BLAS.gemm(transA: false, transB: false, m: m, n: fin, k: fout, a: cvBase(pg), lda: fout,
-                                  b: cvBase(pw), ldb: fin, c: cvMut(pgx), ldc: fin)
+                    if needs[0] {
+                        gx = [Double](unsafeUninitializedCapacity: m * fin) { buf, count in
+                            BLAS.gemm(transA: false, transB: false, m: m, n: fin, k: fout, a: cvBase(pg), lda: fout,
+                                      b: cvBase(pw), ldb: fin, c: cvMut(buf), ldc: fin)
+                            count = m * fin
+                        }
                     }
-                    gw.withUnsafeMutableBufferPointer { pgw in
-                        BLAS.gemm(transA: true, transB: false, m: fout, n: fin, k: m, a: cvBase(pg), lda: fout,
-                                  b: cvBase(px), ldb: fin, c: cvMut(pgw), ldc: fin)
+                    if needs[1] {
+                        gw = [Double](unsafeUninitializedCapacity: fout * fin) { buf, count in
+                            BLAS.gemm(transA: true, transB: false, m: fout, n: fin, k: m, a: cvBase(pg), lda: fout,
+                                      b: cvBase(px), ldb: fin, c: cvMut(buf), ldc: fin)
+                            count = fout * fin
+                        }
                     }
                 }
             }
-            if hasBias {
+            if hasBias && needs[2] {
                 for r in 0..<m { for o in 0..<fout { gb[o] += pg[r * fout + o] } }
             }
         }
-        var grads: [Tensor?] = [Tensor(unchecked: xs, gx), Tensor(unchecked: ws, gw)]
-        if hasBias { grads.append(Tensor(unchecked: [fout], gb)) }
+        var grads: [Tensor?] = [needs[0] ? Tensor(unchecked: xs, gx) : nil, needs[1] ? Tensor(unchecked: ws, gw) : nil]
+        if hasBias { grads.append(needs[2] ? Tensor(unchecked: [fout], gb) : nil) }
         return grads
     }
 }

@@ -7,9 +7,9 @@ import Tensor
 public func matmul(_ a: Var, _ b: Var) throws -> Var {
     let t = try sameTape("matmul", a, b)
     let y = try Tensor.matmul(a.value, b.value)
-    return t.record(y, parents: [a, b]) { g in
-        let ga = try Tensor.matmul(g, b.value, transposeB: true).sumToShape(a.shape)
-        let gb = try Tensor.matmul(a.value, g, transposeA: true).sumToShape(b.shape)
+    return t.record(y, parents: [a, b]) { g, needs in
+        let ga = needs[0] ? try Tensor.matmul(g, b.value, transposeB: true).sumToShape(a.shape) : nil
+        let gb = needs[1] ? try Tensor.matmul(a.value, g, transposeA: true).sumToShape(b.shape) : nil
         return [ga, gb]
     }
 }

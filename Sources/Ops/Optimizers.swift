@@ -159,38 +159,79 @@ public struct SGD: Optimizer {
         if let b = p.momentumBuffer, b.shape != p.value.shape {
             throw ShapeError("SGD", "momentum buffer of shape \(b.shape) for parameter '\(p.name)' of shape \(p.value.shape)")
         }
-        var d = grad.data
-        if wd != 0 {
+        // One pass over p, g and the buffer. The new value goes to a fresh array: the old one is usually still
+        // shared with the tape that computed g, so updating it in place would first copy it.
+        let had = p.momentumBuffer != nil
+        var buf = mu != 0 ? (p.momentumBuffer?.data ?? [Double](repeating: 0, count: n)) : []
+        p.momentumBuffer = nil
+        let kind = mu == 0 ? 0 : (!had ? 1 : (nesterov ? 3 : 2))
+        let value = [Double](unsafeUninitializedCapacity: n) { out, count in
             p.value.data.withUnsafeBufferPointer { pp in
-                d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + wd * pp[i] } }
-            }
-        }
-        if mu != 0 {
-            // Take the buffer out of the parameter before updating it, so that it is updated in place.
-            let had = p.momentumBuffer != nil
-            var buf = p.momentumBuffer?.data ?? d
-            p.momentumBuffer = nil
-            if had {
-                let c = 1 - damp
-                d.withUnsafeBufferPointer { pd in
-                    buf.withUnsafeMutableBufferPointer { pb in for i in 0..<n { pb[i] = pb[i] * mu + c * pd[i] } }
+                grad.data.withUnsafeBufferPointer { pg in
+                    buf.withUnsafeMutableBufferPointer { pb in
+                        sgdKernel(n, pg.baseAddress, pp.baseAddress, pb.baseAddress, out.baseAddress, lr: lr, wd: wd, mu: mu,
+                                  c: 1 - damp, kind: kind, nesterovFirst: nesterov)
+                    }
                 }
             }
-            if nesterov {
-                buf.withUnsafeBufferPointer { pb in
-                    d.withUnsafeMutableBufferPointer { pd in for i in 0..<n { pd[i] = pd[i] + mu * pb[i] } }
-                }
-            } else {
-                d = buf
-            }
-            p.momentumBuffer = Tensor(unchecked: p.value.shape, buf)
+            count = n
         }
-        d.withUnsafeBufferPointer { pd in
-            p.value.data.withUnsafeMutableBufferPointer { pp in
-                for i in 0..<n { pp[i] = pp[i] + (-lr) * pd[i] }
-            }
-        }
+        p.value = Tensor(unchecked: p.value.shape, value)
+        if mu != 0 { p.momentumBuffer = Tensor(unchecked: p.value.shape, buf) }
         p.step += 1
+    }
+}
+
+/// SGD's elementwise update, in torch's order of operations: d = g + wd·p; the buffer b = d (first step) or
+/// b·μ + (1 − dampening)·d; d = d + μ·b (Nesterov) or b; p′ = p + (−lr)·d. `kind`: 0 no momentum, 1 first
+/// momentum step, 2 momentum, 3 Nesterov. Four elements at a time (lane-wise IEEE operations, the scalar bits).
+@inline(__always)
+private func sgdKernel(_ n: Int, _ pg: UnsafePointer<Double>?, _ pp: UnsafePointer<Double>?, _ pb: UnsafeMutablePointer<Double>?,
+                       _ out: UnsafeMutablePointer<Double>?, lr: Double, wd: Double, mu: Double, c: Double, kind: Int,
+                       nesterovFirst: Bool) {
+    guard n > 0, let pg, let pp, let out else { return }
+    @inline(__always) func element<T: SIMD>(_ g: T, _ p: T, _ b0: T, _ decay: Bool, _ kind: Int) -> (p: T, b: T)
+    where T.Scalar == Double {
+        var d = g
+        if decay { d = d + wd * p }
+        var b = b0
+        switch kind {
+        case 1: b = d; if nesterovFirst { d = d + mu * b } else { d = b }
+        case 2: b = b * mu + c * d; d = b
+        case 3: b = b * mu + c * d; d = d + mu * b
+        default: break
+        }
+        return (p + (-lr) * d, b)
+    }
+    @inline(__always) func body(_ decay: Bool, _ kind: Int) {
+        typealias V = SIMD4<Double>
+        let rg = UnsafeRawPointer(pg), rp = UnsafeRawPointer(pp), ro = UnsafeMutableRawPointer(out)
+        let rb = pb.map { UnsafeMutableRawPointer($0) }
+        var i = 0
+        while i &+ 4 <= n {
+            let o = i &* 8
+            let b0 = kind >= 2 ? rb!.loadUnaligned(fromByteOffset: o, as: V.self) : V()
+            let r = element(rg.loadUnaligned(fromByteOffset: o, as: V.self), rp.loadUnaligned(fromByteOffset: o, as: V.self), b0, decay, kind)
+            ro.storeBytes(of: r.p, toByteOffset: o, as: V.self)
+            if kind != 0 { rb!.storeBytes(of: r.b, toByteOffset: o, as: V.self) }
+            i &+= 4
+        }
+        while i < n {
+            let r = element(SIMD2(pg[i], 0), SIMD2(pp[i], 0), SIMD2(kind >= 2 ? pb![i] : 0, 0), decay, kind)
+            out[i] = r.p[0]
+            if kind != 0 { pb![i] = r.b[0] }
+            i &+= 1
+        }
+    }
+    switch (wd != 0, kind) {
+    case (false, 0): body(false, 0)
+    case (false, 1): body(false, 1)
+    case (false, 2): body(false, 2)
+    case (false, _): body(false, 3)
+    case (true, 0): body(true, 0)
+    case (true, 1): body(true, 1)
+    case (true, 2): body(true, 2)
+    default: body(true, 3)
     }
 }
 

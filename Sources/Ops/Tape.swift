@@ -12,7 +12,8 @@ import Tensor
 public final class Tape: @unchecked Sendable {
     struct Node {
         let parents: [Int]
-        let backward: ((Tensor) throws -> [Tensor?])?
+        /// The cotangent of the result, and which parents need a cotangent, to one cotangent per parent.
+        let backward: ((Tensor, [Bool]) throws -> [Tensor?])?
         let shape: [Int]
     }
     private(set) var nodes: [Node] = []
@@ -31,6 +32,13 @@ public final class Tape: @unchecked Sendable {
     /// Records an op's result. `backward` maps the cotangent of the result to one cotangent per
     /// parent (nil where a parent receives none).
     public func record(_ value: Tensor, parents: [Var], backward: @escaping (Tensor) throws -> [Tensor?]) -> Var {
+        record(value, parents: parents) { g, _ in try backward(g) }
+    }
+
+    /// Records an op's result whose VJP can skip work: `backward` also gets, per parent, whether any
+    /// requested gradient depends on it (as torch skips `needs_input_grad`), and may return nil for the
+    /// others, e.g. no ∂x = G·W for a network's input.
+    public func record(_ value: Tensor, parents: [Var], backward: @escaping (Tensor, [Bool]) throws -> [Tensor?]) -> Var {
         for p in parents { precondition(p.tape === self, "Var from another tape") }
         nodes.append(Node(parents: parents.map(\.id), backward: backward, shape: value.shape))
         return Var(id: nodes.count - 1, tape: self, value: value)
@@ -47,11 +55,24 @@ public final class Tape: @unchecked Sendable {
         }
         let low = wrt.map(\.id).min() ?? 0
         guard let top = grads.keys.max() else { return wrt.map { Tensor(zeros: $0.value.shape) } }
+        // needed[i]: some requested gradient depends on node i's cotangent (i is in wrt, or a parent of i is
+        // needed). A node none of whose parents is needed is not run, and a VJP is told which parents to skip.
+        let wrtIDs = Set(wrt.map(\.id))
+        var needed = [Bool](repeating: false, count: top + 1)
+        for v in wrt where v.id <= top { needed[v.id] = true }
+        if low <= top {
+            for i in low...top where !needed[i] { needed[i] = nodes[i].parents.contains { needed[$0] } }
+        }
         var i = top
         while i >= low {
             defer { i -= 1 }
             guard let g = grads[i], let bw = nodes[i].backward else { continue }
-            let parentGrads = try bw(g)
+            let needs = nodes[i].parents.map { needed[$0] }
+            guard needs.contains(true) else {
+                if !wrtIDs.contains(i) { grads[i] = nil }
+                continue
+            }
+            let parentGrads = try bw(g, needs)
             for (p, pg) in zip(nodes[i].parents, parentGrads) {
                 guard let pg else { continue }
                 guard pg.shape == nodes[p].shape else {
@@ -67,7 +88,7 @@ public final class Tape: @unchecked Sendable {
                     grads[p] = pg
                 }
             }
-            if !wrt.contains(where: { $0.id == i }) { grads[i] = nil }
+            if !wrtIDs.contains(i) { grads[i] = nil }
         }
         return wrt.map { grads[$0.id] ?? Tensor(zeros: $0.value.shape) }
     }
