@@ -84,7 +84,7 @@ if [[ -z "$ONLY" || "$ONLY" == "papers" ]]; then
   echo "## The papers' own bench scripts"
   if [[ -x golden/.venv/bin/python ]]; then
     echo "### DARTS-GT: one search epoch"
-    golden/.venv/bin/python bench/dartsgt_search_bench.py --certify "$CERTIFY" --rounds "$ROUNDS"
+    golden/.venv/bin/python bench/dartsgt_search_bench.py --certify "$CERTIFY" --rounds "$ROUNDS" --epochs 20
   else
     echo "(DARTS-GT search bench skipped: golden/.venv missing; make venv)"
   fi
