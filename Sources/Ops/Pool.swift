@@ -128,16 +128,20 @@ public func avgPool2d(_ x: Var, kernelSize: [Int], stride: [Int]? = nil, padding
         if let d = divisorOverride { return Double(d) }
         return Double(countIncludePad ? r.padded * c.padded : (r.hi - r.lo) * (c.hi - c.lo))
     }
+    // The divisor of each window, once (not per plane).
+    let divisors = rows.map { r in cols.map { c in divisor(r, c) } }
     var y = [Double](repeating: 0, count: planes * ho * wo)
     x.value.data.withUnsafeBufferPointer { px in
-        for p in 0..<planes {
-            let xb = p * h * w
-            for (i, r) in rows.enumerated() {
-                for (j, c) in cols.enumerated() {
-                    if r.lo >= r.hi || c.lo >= c.hi { continue }
-                    var s = 0.0
-                    for ih in r.lo..<r.hi { for iw in c.lo..<c.hi { s += px[xb + ih * w + iw] } }
-                    y[(p * ho + i) * wo + j] = s / divisor(r, c)
+        y.withUnsafeMutableBufferPointer { py in
+            for p in 0..<planes {
+                let xb = p * h * w
+                for (i, r) in rows.enumerated() {
+                    for (j, c) in cols.enumerated() {
+                        if r.lo >= r.hi || c.lo >= c.hi { continue }
+                        var s = 0.0
+                        for ih in r.lo..<r.hi { for iw in c.lo..<c.hi { s += px[xb + ih * w + iw] } }
+                        py[(p * ho + i) * wo + j] = s / divisors[i][j]
+                    }
                 }
             }
         }
@@ -149,13 +153,15 @@ public func avgPool2d(_ x: Var, kernelSize: [Int], stride: [Int]? = nil, padding
     return x.tape.record(Tensor(unchecked: outShape, y), parents: [x]) { g in
         var gx = [Double](repeating: 0, count: planes * h * w)
         g.data.withUnsafeBufferPointer { pg in
-            for p in 0..<planes {
-                let xb = p * h * w
-                for (i, r) in rows.enumerated() {
-                    for (j, c) in cols.enumerated() {
-                        if r.lo >= r.hi || c.lo >= c.hi { continue }
-                        let v = pg[(p * ho + i) * wo + j] / divisor(r, c)
-                        for ih in r.lo..<r.hi { for iw in c.lo..<c.hi { gx[xb + ih * w + iw] += v } }
+            gx.withUnsafeMutableBufferPointer { pgx in
+                for p in 0..<planes {
+                    let xb = p * h * w
+                    for (i, r) in rows.enumerated() {
+                        for (j, c) in cols.enumerated() {
+                            if r.lo >= r.hi || c.lo >= c.hi { continue }
+                            let v = pg[(p * ho + i) * wo + j] / divisors[i][j]
+                            for ih in r.lo..<r.hi { for iw in c.lo..<c.hi { pgx[xb + ih * w + iw] += v } }
+                        }
                     }
                 }
             }

@@ -225,33 +225,53 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// Elementwise binary op with NumPy broadcasting.
     public static func zipBroadcast(_ a: Tensor, _ b: Tensor, op: String = "elementwise", _ f: (Double, Double) -> Double) throws -> Tensor {
         if a.shape == b.shape {
-            var out = [Double](repeating: 0, count: a.count)
-            a.data.withUnsafeBufferPointer { pa in
-                b.data.withUnsafeBufferPointer { pb in
-                    for i in 0..<out.count { out[i] = f(pa[i], pb[i]) }
+            let out = [Double](unsafeUninitializedCapacity: a.count) { buf, count in
+                a.data.withUnsafeBufferPointer { pa in
+                    b.data.withUnsafeBufferPointer { pb in
+                        for i in 0..<pa.count { buf[i] = f(pa[i], pb[i]) }
+                    }
                 }
+                count = a.count
             }
             return Tensor(unchecked: a.shape, out)
         }
         let s = try broadcastShape(a.shape, b.shape, op: op)
-        let sa = broadcastStrides(a.shape, to: s), sb = broadcastStrides(b.shape, to: s)
+        return zipStrided(s, a, broadcastStrides(a.shape, to: s), b, broadcastStrides(b.shape, to: s), f)
+    }
+
+    /// out[i] = f(a at i, b at i) over shape `s`, where a and b are read with strides `sa` and `sb` (0 on a
+    /// broadcast axis). The last axis is a plain strided loop; an odometer steps the axes before it.
+    @inline(__always)
+    private static func zipStrided(_ s: [Int], _ a: Tensor, _ sa: [Int], _ b: Tensor, _ sb: [Int],
+                                   _ f: (Double, Double) -> Double) -> Tensor {
         let n = s.reduce(1, *)
-        var out = [Double](repeating: 0, count: n)
-        var idx = [Int](repeating: 0, count: s.count)
-        var ia = 0, ib = 0
-        for o in 0..<n {
-            out[o] = f(a.data[ia], b.data[ib])
-            var d = s.count - 1
-            while d >= 0 {
-                idx[d] += 1
-                ia += sa[d]
-                ib += sb[d]
-                if idx[d] < s[d] { break }
-                ia -= sa[d] * s[d]
-                ib -= sb[d] * s[d]
-                idx[d] = 0
-                d -= 1
+        guard let last = s.indices.last, n > 0 else {
+            return Tensor(unchecked: s, n == 1 ? [f(a.data[0], b.data[0])] : [])
+        }
+        let len = s[last], ja = sa[last], jb = sb[last]
+        let out = [Double](unsafeUninitializedCapacity: n) { buf, count in
+            a.data.withUnsafeBufferPointer { pa in
+                b.data.withUnsafeBufferPointer { pb in
+                    var idx = [Int](repeating: 0, count: last)
+                    var ia = 0, ib = 0, o = 0
+                    while o < n {
+                        for j in 0..<len { buf[o + j] = f(pa[ia + j * ja], pb[ib + j * jb]) }
+                        o += len
+                        var d = last - 1
+                        while d >= 0 {
+                            idx[d] += 1
+                            ia += sa[d]
+                            ib += sb[d]
+                            if idx[d] < s[d] { break }
+                            ia -= sa[d] * s[d]
+                            ib -= sb[d] * s[d]
+                            idx[d] = 0
+                            d -= 1
+                        }
+                    }
+                }
             }
+            count = n
         }
         return Tensor(unchecked: s, out)
     }
@@ -260,7 +280,9 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     public func broadcast(to target: [Int]) throws -> Tensor {
         let s = try Tensor.broadcastShape(shape, target, op: "broadcast_to")
         guard s == target else { throw ShapeError("broadcast_to", "cannot broadcast \(shape) to \(target)") }
-        return try Tensor.zipBroadcast(self, Tensor(zeros: target), op: "broadcast_to") { x, _ in x }
+        if shape == target { return self }
+        let st = Tensor.broadcastStrides(shape, to: target)
+        return Tensor.zipStrided(target, self, st, self, st) { x, _ in x }
     }
 
     /// Sums a broadcast result back down to `target` (the adjoint of broadcasting).
@@ -290,32 +312,57 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// Reduces over `axes` with an associative combiner starting from `initial`.
     public func reduce(axes: [Int], keepDims: Bool = false, op: String = "reduce", initial: Double,
                        _ combine: (Double, Double) -> Double) throws -> Tensor {
+        try reduced(axes: axes, keepDims: keepDims, op: op, initial: initial, combine)
+    }
+
+    /// `reduce`, inlined where the combining function is known (sum: `+`). Elements are combined into their
+    /// output slot in increasing flat order, as one pass of an odometer would; the innermost run of axes that
+    /// are all reduced (one slot) or all kept (consecutive slots) is a plain loop instead of odometer steps.
+    @inline(__always)
+    private func reduced(axes: [Int], keepDims: Bool, op: String, initial: Double,
+                         _ combine: (Double, Double) -> Double) throws -> Tensor {
         let ax = Set(try axes.map { try Tensor.axis($0, rank: rank, op: op) })
         var outShapeKeep = shape
         for a in ax { outShapeKeep[a] = 1 }
         let n = outShapeKeep.reduce(1, *)
         var out = [Double](repeating: initial, count: n)
+        let outShape = keepDims ? outShapeKeep : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
+        guard count > 0 else { return Tensor(unchecked: outShape, out) }
+        let innerReduced = rank > 0 && ax.contains(rank - 1)
+        var t = rank
+        while t > 0 && ax.contains(t - 1) == innerReduced { t -= 1 }
+        let inner = shape[t..<rank].reduce(1, *)
         let os = Tensor.broadcastStrides(outShapeKeep, to: shape)
-        var idx = [Int](repeating: 0, count: rank)
-        var o = 0
-        for i in 0..<count {
-            out[o] = combine(out[o], data[i])
-            var d = rank - 1
-            while d >= 0 {
-                idx[d] += 1
-                o += os[d]
-                if idx[d] < shape[d] { break }
-                o -= os[d] * shape[d]
-                idx[d] = 0
-                d -= 1
+        var idx = [Int](repeating: 0, count: t)
+        data.withUnsafeBufferPointer { pd in
+            out.withUnsafeMutableBufferPointer { po in
+                var o = 0, i = 0
+                while i < count {
+                    if innerReduced {
+                        var acc = po[o]
+                        for j in 0..<inner { acc = combine(acc, pd[i + j]) }
+                        po[o] = acc
+                    } else {
+                        for j in 0..<inner { po[o + j] = combine(po[o + j], pd[i + j]) }
+                    }
+                    i += inner
+                    var d = t - 1
+                    while d >= 0 {
+                        idx[d] += 1
+                        o += os[d]
+                        if idx[d] < shape[d] { break }
+                        o -= os[d] * shape[d]
+                        idx[d] = 0
+                        d -= 1
+                    }
+                }
             }
         }
-        let outShape = keepDims ? outShapeKeep : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
         return Tensor(unchecked: outShape, out)
     }
 
     public func sum(axes: [Int], keepDims: Bool = false) throws -> Tensor {
-        try reduce(axes: axes, keepDims: keepDims, op: "sum", initial: 0, +)
+        try reduced(axes: axes, keepDims: keepDims, op: "sum", initial: 0, +)
     }
     public func mean(axes: [Int], keepDims: Bool = false) throws -> Tensor {
         let ax = Set(try axes.map { try Tensor.axis($0, rank: rank, op: "mean") })
