@@ -90,16 +90,11 @@ public enum Trainer {
                 if let adv = config.adversary {
                     xb = try xb + adv.perturb(model: model, x: xb, y: yb, rng: &rng)
                 }
-                // The tape (its leaves and backward closures hold the parameter values) ends before the step,
-                // so that SGD updates the values in place instead of copying each one.
-                let grads: [Tensor] = try {
-                    let tape = Tape()
-                    let params = model.leaves(on: tape)
-                    let loss = try crossEntropy(model.logits(tape.leaf(xb), params), target: Tensor(yb.map(Double.init)), reduction: .mean)
-                    total += loss.value.data[0] * Double(idx.count)
-                    return try tape.gradients(of: loss, wrt: params)
-                }()
-                try opt.step(grads: grads)
+                let tape = Tape()
+                let params = model.leaves(on: tape)
+                let loss = try crossEntropy(model.logits(tape.leaf(xb), params), target: Tensor(yb.map(Double.init)), reduction: .mean)
+                total += loss.value.data[0] * Double(idx.count)
+                try opt.step(grads: tape.gradients(of: loss, wrt: params))
             }
             progress(epoch, total / Double(n))
         }

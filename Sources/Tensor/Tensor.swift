@@ -128,19 +128,10 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         let permStrides = axes.map { inStrides[$0] }
         var out = [Double](repeating: 0, count: count)
         var idx = [Int](repeating: 0, count: rank)
-        var src = 0
+        var src = 0, unused = 0
         for o in 0..<count {
             out[o] = data[src]
-            // increment multi-index (row-major over newShape)
-            var d = rank - 1
-            while d >= 0 {
-                idx[d] += 1
-                src += permStrides[d]
-                if idx[d] < newShape[d] { break }
-                src -= permStrides[d] * newShape[d]
-                idx[d] = 0
-                d -= 1
-            }
+            Tensor.advance(&idx, newShape, &src, permStrides, &unused, permStrides)
         }
         return Tensor(unchecked: newShape, out)
     }
@@ -239,6 +230,24 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         return zipStrided(s, a, broadcastStrides(a.shape, to: s), b, broadcastStrides(b.shape, to: s), f)
     }
 
+    /// One step of a row-major odometer over the first `idx.count` axes of `shape` (the last of them fastest),
+    /// moving offset `a` by strides `sa` and offset `b` by strides `sb` (a caller with one offset passes a
+    /// throwaway second).
+    @inline(__always)
+    static func advance(_ idx: inout [Int], _ shape: [Int], _ a: inout Int, _ sa: [Int], _ b: inout Int, _ sb: [Int]) {
+        var d = idx.count - 1
+        while d >= 0 {
+            idx[d] += 1
+            a += sa[d]
+            b += sb[d]
+            if idx[d] < shape[d] { break }
+            a -= sa[d] * shape[d]
+            b -= sb[d] * shape[d]
+            idx[d] = 0
+            d -= 1
+        }
+    }
+
     /// out[i] = f(a at i, b at i) over shape `s`, where a and b are read with strides `sa` and `sb` (0 on a
     /// broadcast axis). The last axis is a plain strided loop; an odometer steps the axes before it.
     @inline(__always)
@@ -257,17 +266,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
                     while o < n {
                         for j in 0..<len { buf[o + j] = f(pa[ia + j * ja], pb[ib + j * jb]) }
                         o += len
-                        var d = last - 1
-                        while d >= 0 {
-                            idx[d] += 1
-                            ia += sa[d]
-                            ib += sb[d]
-                            if idx[d] < s[d] { break }
-                            ia -= sa[d] * s[d]
-                            ib -= sb[d] * s[d]
-                            idx[d] = 0
-                            d -= 1
-                        }
+                        advance(&idx, s, &ia, sa, &ib, sb)
                     }
                 }
             }
@@ -336,7 +335,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         var idx = [Int](repeating: 0, count: t)
         data.withUnsafeBufferPointer { pd in
             out.withUnsafeMutableBufferPointer { po in
-                var o = 0, i = 0
+                var o = 0, i = 0, unused = 0
                 while i < count {
                     if innerReduced {
                         var acc = po[o]
@@ -346,15 +345,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
                         for j in 0..<inner { po[o + j] = combine(po[o + j], pd[i + j]) }
                     }
                     i += inner
-                    var d = t - 1
-                    while d >= 0 {
-                        idx[d] += 1
-                        o += os[d]
-                        if idx[d] < shape[d] { break }
-                        o -= os[d] * shape[d]
-                        idx[d] = 0
-                        d -= 1
-                    }
+                    Tensor.advance(&idx, shape, &o, os, &unused, os)
                 }
             }
         }
